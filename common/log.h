@@ -13,6 +13,7 @@
 #define RT_LOG_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum rt_log_level {
