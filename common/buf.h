@@ -11,7 +11,10 @@ typedef struct rt_buf {
     size_t cap;
 } rt_buf;
 
-#define RT_BUF_INIT {NULL, 0, 0}
+#define RT_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void rt_buf_init(rt_buf *b);
 void rt_buf_free(rt_buf *b);

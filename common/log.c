@@ -68,11 +68,11 @@ static void vlog(rt_log_level level, uint32_t suppressed, const char *msg, const
     time_t secs = (time_t)(now / 1000000000ull);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    int n = snprintf(line, sizeof line,
-                     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03uZ level=%s msg=\"%s\"",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (unsigned)((now / 1000000ull) % 1000ull), level_names[level],
-                     rt_log_quote(msg, qmsg, sizeof qmsg));
+    int n =
+        snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03uZ level=%s msg=\"%s\"",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (unsigned)((now / 1000000ull) % 1000ull), level_names[level],
+                 rt_log_quote(msg, qmsg, sizeof qmsg));
     if (n < 0 || (size_t)n >= sizeof line) {
         n = (int)sizeof line - 2;
     }

@@ -40,14 +40,13 @@ typedef struct rt_log_limiter {
 } rt_log_limiter;
 
 void rt_log_limited(rt_log_limiter *lim, uint32_t burst, uint32_t period_s, rt_log_level level,
-                    const char *msg, const char *kv_fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+                    const char *msg, const char *kv_fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* At most 5 lines per 10 s from this call site. */
 #define RT_LOG_RL(level, msg, ...)                                                                 \
     do {                                                                                           \
         static rt_log_limiter rt_log_lim_;                                                         \
-        rt_log_limited(&rt_log_lim_, 5, 10, (level), (msg), __VA_ARGS__);                         \
+        rt_log_limited(&rt_log_lim_, 5, 10, (level), (msg), __VA_ARGS__);                          \
     } while (0)
 
 /* Copy `s` into `out` (size `cap`) with '"' and '\\' escaped and control bytes dropped, so it

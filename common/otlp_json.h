@@ -11,6 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Deepest nesting accepted in either direction: JSON containers ({ and [) on input and output,
+ * nested protobuf messages on input to rt_otlp_pb_to_json. Deeper documents are rejected with an
+ * error that says so, before any recursion happens. */
+#define RT_OTLP_JSON_MAX_DEPTH 64
+
 /* Parse an OTLP/JSON ExportTraceServiceRequest and append its protobuf encoding to `out`.
  * Returns 0, or -1 with a message in `err` naming the problem and where it is
  * (e.g. "resourceSpans[0].scopeSpans[1].spans[3].traceId: not 32 hex digits"). */

@@ -46,9 +46,9 @@ typedef enum rt_otlp_status {
 
 typedef struct rt_otlp_result {
     rt_otlp_status status;
-    int64_t rejected_spans;  /* with RT_OTLP_OK: > 0 means partial success */
-    uint32_t retry_after_s;  /* with THROTTLED / UNAVAILABLE; 0 means "1" */
-    char message[256];       /* why; empty on plain success */
+    int64_t rejected_spans; /* with RT_OTLP_OK: > 0 means partial success */
+    uint32_t retry_after_s; /* with THROTTLED / UNAVAILABLE; 0 means "1" */
+    char message[256];      /* why; empty on plain success */
 } rt_otlp_result;
 
 typedef struct rt_otlp_call rt_otlp_call;

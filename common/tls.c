@@ -130,8 +130,8 @@ SSL_CTX *rt_tls_client_ctx(const char *ca_file, const char *cert_file, const cha
             ssl_reason(err, errlen, "cannot load client certificate", cert_file);
             goto fail;
         }
-        if (SSL_CTX_use_PrivateKey_file(ctx, key_file ? key_file : cert_file,
-                                        SSL_FILETYPE_PEM) != 1) {
+        if (SSL_CTX_use_PrivateKey_file(ctx, key_file ? key_file : cert_file, SSL_FILETYPE_PEM) !=
+            1) {
             ssl_reason(err, errlen, "cannot load client key", key_file);
             goto fail;
         }

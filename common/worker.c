@@ -20,9 +20,9 @@ struct rt_worker {
     int index;
     rt_workers *pool;
     struct event_base *base;
-    struct event *wake;    /* activated by rt_worker_post from any thread */
+    struct event *wake; /* activated by rt_worker_post from any thread */
     pthread_t thread;
-    pthread_mutex_t lock;  /* guards head/tail */
+    pthread_mutex_t lock; /* guards head/tail */
     task *head, *tail;
     bool stopping;
 };

@@ -124,10 +124,14 @@ int main(int argc, char **argv)
     const char *script = NULL;
     size_t max_body = 0;
     static const struct option opts[] = {
-        {"http", required_argument, NULL, 'h'},     {"grpc", required_argument, NULL, 'g'},
-        {"out", required_argument, NULL, 'o'},      {"ports", required_argument, NULL, 'p'},
-        {"tls-cert", required_argument, NULL, 'c'}, {"tls-key", required_argument, NULL, 'k'},
-        {"max-body", required_argument, NULL, 'm'}, {"script", required_argument, NULL, 's'},
+        {"http", required_argument, NULL, 'h'},
+        {"grpc", required_argument, NULL, 'g'},
+        {"out", required_argument, NULL, 'o'},
+        {"ports", required_argument, NULL, 'p'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"max-body", required_argument, NULL, 'm'},
+        {"script", required_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
     int c;
