@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(
-  build-essential cmake pkg-config git ca-certificates curl openssl
+  build-essential cmake pkg-config git ca-certificates curl openssl procps
   libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libyaml-dev
   libmurmurhash-dev libnghttp2-dev zlib1g-dev libjansson-dev libcmocka-dev
   prometheus  # for promtool, which checks our /metrics output

@@ -1,0 +1,329 @@
+/* daemon.c - process scaffolding shared by both binaries (see daemon.h). */
+#include "daemon.h"
+
+#include "alloc.h"
+#include "log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef RT_VERSION
+#define RT_VERSION "0.1.0"
+#endif
+
+const char *const rt_daemon_log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+const rt_cfg_field rt_daemon_admin_fields[] = {
+    {.key = "listen",
+     .type = RT_CFG_STRING,
+     .offset = 0,
+     .def = "0.0.0.0:8888",
+     .help = "host:port of the admin HTTP listener."},
+    {0},
+};
+
+const rt_cfg_field rt_daemon_ring_fields[] = {
+    {.key = "file",
+     .type = RT_CFG_STRING,
+     .offset = 0,
+     .def = "",
+     .help = "Ring membership file (YAML: nodes with id, endpoint, weight); re-read on SIGHUP. "
+             "Empty: no ring."},
+    {0},
+};
+
+struct rt_daemon {
+    const rt_daemon_spec *spec;
+    rt_workers *workers;
+    struct event_base *base;
+    rt_metrics_registry *metrics;
+    rt_admin *admin;
+    rt_membership *membership;
+    rt_counter *ring_reloads_ok;
+    rt_counter *ring_reloads_failed;
+    bool stopping;
+};
+
+static void usage(const rt_daemon_spec *spec, FILE *out)
+{
+    fprintf(out,
+            "usage: ringtail-%s [--config FILE] [--check-config] [--help-config] "
+            "[--log-level LEVEL]\n"
+            "  --config FILE     YAML config (default: %s if it exists, else built-in "
+            "defaults)\n"
+            "  --check-config    validate the config (and the ring file it names), then exit\n"
+            "  --help-config     print every config key with its type, default and meaning\n"
+            "  --log-level L     debug|info|warn|error, overrides log_level\n",
+            spec->name, spec->default_config ? spec->default_config : "(none)");
+}
+
+rt_daemon_action rt_daemon_parse_args(const rt_daemon_spec *spec, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"help-config", no_argument, NULL, 'H'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL, *level = NULL;
+    bool check = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'k':
+            check = true;
+            break;
+        case 'H': {
+            rt_buf out = RT_BUF_INIT;
+            rt_cfg_describe(spec->fields, NULL, &out);
+            fwrite(out.data, 1, out.len, stdout);
+            rt_buf_free(&out);
+            return RT_DAEMON_EXIT_OK;
+        }
+        case 'l':
+            level = optarg;
+            break;
+        case 'v':
+            printf("ringtail-%s %s\n", spec->name, RT_VERSION);
+            return RT_DAEMON_EXIT_OK;
+        case 'h':
+            usage(spec, stdout);
+            return RT_DAEMON_EXIT_OK;
+        default:
+            usage(spec, stderr);
+            return RT_DAEMON_EXIT_FAIL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ringtail-%s: unexpected argument \"%s\"\n", spec->name, argv[optind]);
+        usage(spec, stderr);
+        return RT_DAEMON_EXIT_FAIL;
+    }
+    if (config == NULL && spec->default_config && access(spec->default_config, R_OK) == 0) {
+        config = spec->default_config;
+    }
+    char err[1024];
+    if (config) {
+        if (rt_cfg_load_file(config, spec->fields, spec->cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "ringtail-%s: %s\n", spec->name, err);
+            return RT_DAEMON_EXIT_FAIL;
+        }
+    } else {
+        rt_cfg_set_defaults(spec->fields, spec->cfg);
+    }
+    if (level) {
+        rt_log_level lv;
+        if (rt_log_parse_level(level, &lv) != 0) {
+            fprintf(stderr,
+                    "ringtail-%s: --log-level: \"%s\" is not one of debug, info, warn, "
+                    "error\n",
+                    spec->name, level);
+            return RT_DAEMON_EXIT_FAIL;
+        }
+        spec->daemon_cfg->log_level = (int)lv;
+    }
+    if (check) {
+        const char *ring = spec->daemon_cfg->ring.file;
+        if (ring && ring[0]) {
+            rt_membership *m = rt_membership_load(ring, err, sizeof err);
+            if (m == NULL) {
+                fprintf(stderr, "ringtail-%s: %s\n", spec->name, err);
+                return RT_DAEMON_EXIT_FAIL;
+            }
+            rt_membership_free(m);
+        }
+        printf("ringtail-%s: %s is valid\n", spec->name, config ? config : "built-in config");
+        return RT_DAEMON_EXIT_OK;
+    }
+    return RT_DAEMON_RUN;
+}
+
+static bool ready(void *arg, char *reason, size_t cap)
+{
+    rt_daemon *d = arg;
+    if (d->stopping) {
+        snprintf(reason, cap, "shutting down");
+        return false;
+    }
+    return true;
+}
+
+/* /ring: the nodes in force, their state and share of the keyspace. */
+static int ring_page(void *arg, const char *query, rt_buf *body, const char **content_type)
+{
+    rt_daemon *d = arg;
+    *content_type = "application/json";
+    const rt_membership *m = d->membership;
+    if (m == NULL) {
+        rt_buf_append_str(body, "{\"nodes\":[]}\n");
+        return 200;
+    }
+    rt_buf_printf(body, "{\"content_hash\":\"%016llx\",\"nodes\":[",
+                  (unsigned long long)rt_ring_content_hash(m->ring));
+    for (size_t i = 0; i < rt_ring_size(m->ring); i++) {
+        const rt_member *nd = rt_membership_node(m, i);
+        /* ids and endpoints come from our own validated file; escape quotes anyway. */
+        char id[256], ep[256];
+        rt_log_quote(nd->id, id, sizeof id);
+        rt_log_quote(nd->endpoint, ep, sizeof ep);
+        rt_buf_printf(body,
+                      "%s{\"id\":\"%s\",\"endpoint\":\"%s\",\"weight\":%u,\"protocol\":\"%s\","
+                      "\"up\":%s,\"share\":%.6f}",
+                      i ? "," : "", id, ep, nd->weight,
+                      nd->protocol == RT_MEMBER_GRPC ? "grpc" : "http",
+                      rt_ring_is_up(m->ring, i) ? "true" : "false", rt_ring_node_share(m->ring, i));
+    }
+    rt_buf_append_str(body, "]}\n");
+    return 200;
+}
+
+static double ring_nodes(void *arg)
+{
+    rt_daemon *d = arg;
+    return d->membership ? (double)rt_ring_size(d->membership->ring) : 0.0;
+}
+
+/* The low 52 bits of the content hash, so the value survives a double exactly; equal values
+ * on two processes mean they run the same ring. */
+static double ring_hash(void *arg)
+{
+    rt_daemon *d = arg;
+    if (d->membership == NULL) {
+        return 0.0;
+    }
+    return (double)(rt_ring_content_hash(d->membership->ring) & ((1ull << 52) - 1));
+}
+
+static int load_ring(rt_daemon *d)
+{
+    const char *file = d->spec->daemon_cfg->ring.file;
+    if (file == NULL || file[0] == '\0') {
+        return 0;
+    }
+    char err[1024];
+    rt_membership *m = rt_membership_load(file, err, sizeof err);
+    if (m == NULL) {
+        char q[1024];
+        rt_log(RT_LOG_ERROR, "ring file rejected, previous ring stays in force", "error=\"%s\"",
+               rt_log_quote(err, q, sizeof q));
+        rt_counter_inc(d->ring_reloads_failed);
+        return -1;
+    }
+    rt_membership_free(d->membership);
+    d->membership = m;
+    rt_counter_inc(d->ring_reloads_ok);
+    rt_log(RT_LOG_INFO, "ring loaded", "file=%s nodes=%zu content_hash=%016llx", file,
+           rt_ring_size(m->ring), (unsigned long long)rt_ring_content_hash(m->ring));
+    return 0;
+}
+
+rt_daemon *rt_daemon_start(const rt_daemon_spec *spec)
+{
+    rt_log_set_level((rt_log_level)spec->daemon_cfg->log_level);
+    rt_process_init();
+    rt_daemon *d = rt_calloc(1, sizeof *d);
+    d->spec = spec;
+    d->base = event_base_new();
+    d->metrics = rt_metrics_registry_new();
+    char *prefix = rt_sprintf("ringtail_%s", spec->name);
+    char *name = rt_sprintf("%s_build_info", prefix);
+    rt_gauge_set(rt_metrics_gauge(d->metrics, name, "Version of this binary; always 1.", "version",
+                                  RT_VERSION, NULL),
+                 1.0);
+    free(name);
+    name = rt_sprintf("%s_ring_nodes", prefix);
+    rt_metrics_gauge_fn(d->metrics, name, "Nodes in the ring in force.", ring_nodes, d, NULL);
+    free(name);
+    name = rt_sprintf("%s_ring_content_hash", prefix);
+    rt_metrics_gauge_fn(d->metrics, name,
+                        "Low 52 bits of the hash of the ring in force (equal on every process "
+                        "that runs the same ring).",
+                        ring_hash, d, NULL);
+    free(name);
+    name = rt_sprintf("%s_ring_reloads_total", prefix);
+    d->ring_reloads_ok =
+        rt_metrics_counter(d->metrics, name, "Ring file loads by result.", "result", "ok", NULL);
+    d->ring_reloads_failed = rt_metrics_counter(d->metrics, name, "Ring file loads by result.",
+                                                "result", "rejected", NULL);
+    free(name);
+    free(prefix);
+
+    if (load_ring(d) != 0) {
+        goto fail;
+    }
+    char err[512];
+    d->admin = rt_admin_new(d->base, spec->daemon_cfg->admin.listen, d->metrics, err, sizeof err);
+    if (d->admin == NULL) {
+        rt_log(RT_LOG_ERROR, "cannot start admin listener", "error=\"%s\"", err);
+        goto fail;
+    }
+    rt_admin_set_ready_fn(d->admin, ready, d);
+    rt_admin_add_handler(d->admin, "/ring", ring_page, d);
+    d->workers = rt_workers_new((int)spec->daemon_cfg->workers);
+    rt_log(RT_LOG_INFO, "started", "binary=ringtail-%s version=%s workers=%d admin_port=%u",
+           spec->name, RT_VERSION, rt_workers_count(d->workers), rt_admin_port(d->admin));
+    return d;
+fail:
+    rt_admin_free(d->admin);
+    rt_membership_free(d->membership);
+    rt_metrics_registry_free(d->metrics);
+    event_base_free(d->base);
+    free(d);
+    return NULL;
+}
+
+rt_metrics_registry *rt_daemon_metrics(rt_daemon *d)
+{
+    return d->metrics;
+}
+
+rt_workers *rt_daemon_workers(rt_daemon *d)
+{
+    return d->workers;
+}
+
+struct event_base *rt_daemon_main_base(rt_daemon *d)
+{
+    return d->base;
+}
+
+const rt_membership *rt_daemon_membership(rt_daemon *d)
+{
+    return d->membership;
+}
+
+static bool on_signal(rt_signal_action action, void *arg)
+{
+    rt_daemon *d = arg;
+    if (action == RT_SIGNAL_RELOAD) {
+        load_ring(d);
+        return false;
+    }
+    d->stopping = true;
+    return true;
+}
+
+int rt_daemon_run(rt_daemon *d)
+{
+    const char *name = d->spec->name;
+    rt_process_wait_signals(d->base, on_signal, d);
+    rt_log(RT_LOG_INFO, "stopping", "binary=ringtail-%s", name);
+    rt_workers_free(d->workers);
+    rt_admin_free(d->admin);
+    rt_membership_free(d->membership);
+    rt_metrics_registry_free(d->metrics);
+    event_base_free(d->base);
+    free(d);
+    rt_log(RT_LOG_INFO, "stopped", "binary=ringtail-%s", name);
+    return 0;
+}
