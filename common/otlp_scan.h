@@ -29,8 +29,9 @@ int rt_otlp_validate(const uint8_t *pb, size_t len, size_t *span_count, char *er
  * Resource, InstrumentationScope and AnyValue's array/kvlist the walker hands out the last
  * occurrence only (real senders never split these).
  *
- * Error messages ("span 3: field 'name' (5): wrong wire type 0 at byte 112") carry the byte
- * offset from the start of the buffer given to rt_otlp_scan_init (or to the iterator's init). */
+ * Error messages carry the byte offset from the start of the buffer given to
+ * rt_otlp_scan_init (or the iterator's `origin`), e.g. "resource_spans[0].scope_spans[1].
+ * spans[3]: Span: field name (5): wrong wire type 0 (want 2) at byte 112". */
 
 #define RT_OTLP_ERR_MAX   160
 #define RT_OTLP_MAX_DEPTH 64 /* AnyValue nesting limit enforced by rt_otlp_validate */
@@ -166,6 +167,14 @@ int rt_otlp_field_next(rt_otlp_field_iter *it, rt_pb_slice *out);
 
 static inline void rt_otlp_attr_iter_init(rt_otlp_attr_iter *it, const uint8_t *msg, size_t len,
                                           uint32_t field)
+{
+    rt_otlp_field_iter_init(it, msg, len, field);
+}
+
+/* Iterate embedded messages of a repeated message field, e.g. a span's events
+ * (RT_OTLP_SPAN_EVENTS) or links (RT_OTLP_SPAN_LINKS); step with rt_otlp_field_next(). */
+static inline void rt_otlp_msg_iter_init(rt_otlp_msg_iter *it, const uint8_t *msg, size_t len,
+                                         uint32_t field)
 {
     rt_otlp_field_iter_init(it, msg, len, field);
 }

@@ -1,0 +1,1031 @@
+/* otlp_scan.c - zero-allocation walker and validator for encoded OTLP trace requests. */
+#include "otlp_scan.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- shared parsing helpers ---------------------------------------------------------------
+ *
+ * A pctx walks the direct fields of one message. Every helper returns 0 or -1; on -1 the error
+ * has been written to err with the absolute byte offset (counted from `origin`). */
+
+typedef struct pctx {
+    const uint8_t *msg;
+    size_t len;
+    size_t pos;
+    const uint8_t *origin;
+    const char *what; /* message name for errors: "Span", "KeyValue", ... */
+    char *err;
+    size_t errlen;
+} pctx;
+
+static void pc_init(pctx *c, const uint8_t *msg, size_t len, const uint8_t *origin,
+                    const char *what, char *err, size_t errlen)
+{
+    c->msg = msg;
+    c->len = len;
+    c->pos = 0;
+    c->origin = origin ? origin : msg;
+    c->what = what;
+    c->err = err;
+    c->errlen = errlen;
+}
+
+static size_t pc_off(const pctx *c, size_t pos)
+{
+    return (size_t)(c->msg - c->origin) + pos;
+}
+
+static int pc_fail(pctx *c, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int pc_fail(pctx *c, size_t pos, const char *fmt, ...)
+{
+    if (c->err && c->errlen) {
+        char what[96];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        snprintf(c->err, c->errlen, "%s: %s at byte %zu", c->what, what, pc_off(c, pos));
+    }
+    return -1;
+}
+
+/* Read the next tag. Returns 1 with *f and *wt set, 0 at the end of the message, -1 on error. */
+static int pc_next(pctx *c, uint32_t *f, int *wt, size_t *tagpos)
+{
+    if (c->pos >= c->len) {
+        return 0;
+    }
+    *tagpos = c->pos;
+    int rc = rt_pb_read_tag(c->msg, c->len, &c->pos, f, wt);
+    if (rc != 0) {
+        return pc_fail(c, *tagpos, "bad tag (%s)", rt_pb_strerror(rc));
+    }
+    return 1;
+}
+
+static int pc_wrong(pctx *c, size_t tagpos, uint32_t f, const char *name, int wt, int want)
+{
+    return pc_fail(c, tagpos, "field %s (%u): wrong wire type %d (want %d)", name, f, wt, want);
+}
+
+static int pc_len(pctx *c, size_t tagpos, uint32_t f, const char *name, int wt, rt_pb_slice *out)
+{
+    if (wt != RT_PB_WT_LEN) {
+        return pc_wrong(c, tagpos, f, name, wt, RT_PB_WT_LEN);
+    }
+    size_t at = c->pos;
+    int rc = rt_pb_read_len(c->msg, c->len, &c->pos, out);
+    if (rc != 0) {
+        return pc_fail(c, at, "field %s (%u): %s length", name, f, rt_pb_strerror(rc));
+    }
+    return 0;
+}
+
+static int pc_varint(pctx *c, size_t tagpos, uint32_t f, const char *name, int wt, uint64_t *out)
+{
+    if (wt != RT_PB_WT_VARINT) {
+        return pc_wrong(c, tagpos, f, name, wt, RT_PB_WT_VARINT);
+    }
+    size_t at = c->pos;
+    int rc = rt_pb_read_varint(c->msg, c->len, &c->pos, out);
+    if (rc != 0) {
+        return pc_fail(c, at, "field %s (%u): %s", name, f, rt_pb_strerror(rc));
+    }
+    return 0;
+}
+
+static int pc_fixed64(pctx *c, size_t tagpos, uint32_t f, const char *name, int wt, uint64_t *out)
+{
+    if (wt != RT_PB_WT_FIXED64) {
+        return pc_wrong(c, tagpos, f, name, wt, RT_PB_WT_FIXED64);
+    }
+    size_t at = c->pos;
+    if (rt_pb_read_fixed64(c->msg, c->len, &c->pos, out) != 0) {
+        return pc_fail(c, at, "field %s (%u): truncated", name, f);
+    }
+    return 0;
+}
+
+static int pc_fixed32(pctx *c, size_t tagpos, uint32_t f, const char *name, int wt, uint32_t *out)
+{
+    if (wt != RT_PB_WT_FIXED32) {
+        return pc_wrong(c, tagpos, f, name, wt, RT_PB_WT_FIXED32);
+    }
+    size_t at = c->pos;
+    if (rt_pb_read_fixed32(c->msg, c->len, &c->pos, out) != 0) {
+        return pc_fail(c, at, "field %s (%u): truncated", name, f);
+    }
+    return 0;
+}
+
+static int pc_skip(pctx *c, size_t tagpos, uint32_t f, int wt)
+{
+    int rc = rt_pb_skip(c->msg, c->len, &c->pos, wt);
+    if (rc != 0) {
+        return pc_fail(c, tagpos, "unknown field %u: %s", f, rt_pb_strerror(rc));
+    }
+    return 0;
+}
+
+/* Find the next occurrence of length-delimited `field` at or after c->pos, skipping (but
+ * checking) everything else. Returns 1 with *out set, 0 at the end, -1 on error. */
+static int pc_find(pctx *c, uint32_t field, const char *name, rt_pb_slice *out)
+{
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    while ((rc = pc_next(c, &f, &wt, &tp)) == 1) {
+        if (f == field) {
+            return pc_len(c, tp, f, name, wt, out) == 0 ? 1 : -1;
+        }
+        if (pc_skip(c, tp, f, wt) != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+static const rt_pb_slice no_slice = {NULL, 0};
+
+/* ---- Span and Status ------------------------------------------------------------------- */
+
+/* Status is merged field by field across repeated occurrences (protobuf message merge). */
+static int status_merge(const uint8_t *msg, size_t len, rt_otlp_span_view *v, const uint8_t *origin,
+                        char *err, size_t errlen)
+{
+    pctx c;
+    pc_init(&c, msg, len, origin, "Status", err, errlen);
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    uint64_t u;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        switch (f) {
+        case 2:
+            rc = pc_len(&c, tp, f, "message", wt, &v->status_message);
+            break;
+        case 3:
+            rc = pc_varint(&c, tp, f, "code", wt, &u);
+            v->status_code = (int32_t)u;
+            break;
+        default:
+            rc = pc_skip(&c, tp, f, wt);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+/* Parse a Span's direct fields into the span part of *v (the resource/scope part is left
+ * alone). Returns 0 or -1 with err set. */
+static int span_parse(const uint8_t *msg, size_t len, rt_otlp_span_view *v, const uint8_t *origin,
+                      char *err, size_t errlen)
+{
+    pctx c;
+    pc_init(&c, msg, len, origin, "Span", err, errlen);
+    v->span.p = msg;
+    v->span.len = len;
+    v->trace_id = v->span_id = v->trace_state = v->parent_span_id = v->name = no_slice;
+    v->status_message = no_slice;
+    v->kind = 0;
+    v->start_ns = v->end_ns = 0;
+    v->dropped_attributes_count = v->dropped_events_count = v->dropped_links_count = 0;
+    v->has_status = 0;
+    v->status_code = 0;
+    v->flags = 0;
+    v->n_attributes = v->n_events = v->n_links = 0;
+
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    uint64_t u;
+    rt_pb_slice s;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        switch (f) {
+        case 1:
+            rc = pc_len(&c, tp, f, "trace_id", wt, &v->trace_id);
+            break;
+        case 2:
+            rc = pc_len(&c, tp, f, "span_id", wt, &v->span_id);
+            break;
+        case 3:
+            rc = pc_len(&c, tp, f, "trace_state", wt, &v->trace_state);
+            break;
+        case 4:
+            rc = pc_len(&c, tp, f, "parent_span_id", wt, &v->parent_span_id);
+            break;
+        case 5:
+            rc = pc_len(&c, tp, f, "name", wt, &v->name);
+            break;
+        case 6:
+            rc = pc_varint(&c, tp, f, "kind", wt, &u);
+            v->kind = (int32_t)u;
+            break;
+        case 7:
+            rc = pc_fixed64(&c, tp, f, "start_time_unix_nano", wt, &v->start_ns);
+            break;
+        case 8:
+            rc = pc_fixed64(&c, tp, f, "end_time_unix_nano", wt, &v->end_ns);
+            break;
+        case 9:
+            rc = pc_len(&c, tp, f, "attributes", wt, &s);
+            v->n_attributes++;
+            break;
+        case 10:
+            rc = pc_varint(&c, tp, f, "dropped_attributes_count", wt, &u);
+            v->dropped_attributes_count = (uint32_t)u;
+            break;
+        case 11:
+            rc = pc_len(&c, tp, f, "events", wt, &s);
+            v->n_events++;
+            break;
+        case 12:
+            rc = pc_varint(&c, tp, f, "dropped_events_count", wt, &u);
+            v->dropped_events_count = (uint32_t)u;
+            break;
+        case 13:
+            rc = pc_len(&c, tp, f, "links", wt, &s);
+            v->n_links++;
+            break;
+        case 14:
+            rc = pc_varint(&c, tp, f, "dropped_links_count", wt, &u);
+            v->dropped_links_count = (uint32_t)u;
+            break;
+        case 15:
+            rc = pc_len(&c, tp, f, "status", wt, &s);
+            if (rc == 0) {
+                v->has_status = 1;
+                rc = status_merge(s.p, s.len, v, c.origin, err, errlen);
+            }
+            break;
+        case 16:
+            rc = pc_fixed32(&c, tp, f, "flags", wt, &v->flags);
+            break;
+        default:
+            rc = pc_skip(&c, tp, f, wt);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+/* ---- the walker ------------------------------------------------------------------------ */
+
+void rt_otlp_scan_init(rt_otlp_scan *it, const uint8_t *buf, size_t len)
+{
+    memset(it, 0, sizeof(*it));
+    it->buf = buf;
+    it->len = buf ? len : 0;
+}
+
+static int scan_fail(rt_otlp_scan *it, const char *where, const char *msg)
+{
+    snprintf(it->err, sizeof(it->err), "%s: %s", where, msg);
+    it->failed = 1;
+    return -1;
+}
+
+/* Pre-pass over a ResourceSpans: find its (last) resource and schema_url so every span under
+ * it can be reported with them, wherever in the message they sit. */
+static int enter_resource_spans(rt_otlp_scan *it, char *err, size_t errlen)
+{
+    pctx c;
+    pc_init(&c, it->rs.p, it->rs.len, it->buf, "ResourceSpans", err, errlen);
+    rt_otlp_span_view *x = &it->ctx;
+    x->has_resource = 0;
+    x->resource = no_slice;
+    x->resource_schema_url = no_slice;
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    rt_pb_slice s;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        switch (f) {
+        case 1:
+            rc = pc_len(&c, tp, f, "resource", wt, &x->resource);
+            x->has_resource = 1;
+            break;
+        case 2:
+            rc = pc_len(&c, tp, f, "scope_spans", wt, &s);
+            break;
+        case 3:
+            rc = pc_len(&c, tp, f, "schema_url", wt, &x->resource_schema_url);
+            break;
+        default:
+            rc = pc_skip(&c, tp, f, wt);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+/* Same for a ScopeSpans: its (last) scope and schema_url. */
+static int enter_scope_spans(rt_otlp_scan *it, char *err, size_t errlen)
+{
+    pctx c;
+    pc_init(&c, it->ss.p, it->ss.len, it->buf, "ScopeSpans", err, errlen);
+    rt_otlp_span_view *x = &it->ctx;
+    x->has_scope = 0;
+    x->scope = no_slice;
+    x->scope_schema_url = no_slice;
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    rt_pb_slice s;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        switch (f) {
+        case 1:
+            rc = pc_len(&c, tp, f, "scope", wt, &x->scope);
+            x->has_scope = 1;
+            break;
+        case 2:
+            rc = pc_len(&c, tp, f, "spans", wt, &s);
+            break;
+        case 3:
+            rc = pc_len(&c, tp, f, "schema_url", wt, &x->scope_schema_url);
+            break;
+        default:
+            rc = pc_skip(&c, tp, f, wt);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+int rt_otlp_scan_next(rt_otlp_scan *it, rt_otlp_span_view *v)
+{
+    char err[RT_OTLP_ERR_MAX];
+    char where[80];
+    pctx c;
+    rt_pb_slice s;
+    int rc;
+
+    if (it->failed) {
+        return -1;
+    }
+    for (;;) {
+        switch (it->state) {
+        case 2: /* inside a ScopeSpans: next span */
+            pc_init(&c, it->ss.p, it->ss.len, it->buf, "ScopeSpans", err, sizeof(err));
+            c.pos = it->ss_pos;
+            rc = pc_find(&c, 2, "spans", &s);
+            it->ss_pos = c.pos;
+            if (rc < 0) {
+                goto fail_scope;
+            }
+            if (rc == 0) {
+                it->state = 1;
+                break;
+            }
+            *v = it->ctx;
+            v->span_index = it->next_span++;
+            if (span_parse(s.p, s.len, v, it->buf, err, sizeof(err)) != 0) {
+                snprintf(where, sizeof(where), "resource_spans[%zu].scope_spans[%zu].spans[%zu]",
+                         it->ctx.resource_index, it->ctx.scope_index, v->span_index);
+                return scan_fail(it, where, err);
+            }
+            return 1;
+        case 1: /* inside a ResourceSpans: next ScopeSpans */
+            pc_init(&c, it->rs.p, it->rs.len, it->buf, "ResourceSpans", err, sizeof(err));
+            c.pos = it->rs_pos;
+            rc = pc_find(&c, 2, "scope_spans", &it->ss);
+            it->rs_pos = c.pos;
+            if (rc < 0) {
+                goto fail_resource;
+            }
+            if (rc == 0) {
+                it->state = 0;
+                break;
+            }
+            it->ctx.scope_index = it->next_scope++;
+            it->ctx.scope_seq = it->next_scope_seq++;
+            it->next_span = 0;
+            it->ss_pos = 0;
+            if (enter_scope_spans(it, err, sizeof(err)) != 0) {
+                goto fail_scope;
+            }
+            it->state = 2;
+            break;
+        default: /* request level: next ResourceSpans */
+            pc_init(&c, it->buf, it->len, it->buf, "ExportTraceServiceRequest", err, sizeof(err));
+            c.pos = it->pos;
+            rc = pc_find(&c, 1, "resource_spans", &it->rs);
+            it->pos = c.pos;
+            if (rc < 0) {
+                return scan_fail(it, "request", err);
+            }
+            if (rc == 0) {
+                return 0;
+            }
+            it->ctx.resource_index = it->next_resource++;
+            it->next_scope = 0;
+            it->rs_pos = 0;
+            if (enter_resource_spans(it, err, sizeof(err)) != 0) {
+                goto fail_resource;
+            }
+            it->state = 1;
+            break;
+        }
+    }
+
+fail_scope:
+    snprintf(where, sizeof(where), "resource_spans[%zu].scope_spans[%zu]", it->ctx.resource_index,
+             it->ctx.scope_index);
+    return scan_fail(it, where, err);
+fail_resource:
+    snprintf(where, sizeof(where), "resource_spans[%zu]", it->ctx.resource_index);
+    return scan_fail(it, where, err);
+}
+
+/* ---- values and the field / attribute iterators ------------------------------------------ */
+
+/* Merge one encoded AnyValue into *out: each oneof member present replaces the current one,
+ * so the last member on the wire wins and an empty occurrence changes nothing. */
+static int value_merge(const uint8_t *any, size_t len, rt_otlp_value *out, const uint8_t *origin,
+                       char *err, size_t errlen)
+{
+    pctx c;
+    pc_init(&c, any, len, origin, "AnyValue", err, errlen);
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    uint64_t u;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        switch (f) {
+        case 1:
+            rc = pc_len(&c, tp, f, "string_value", wt, &out->s);
+            out->type = RT_OTLP_VAL_STRING;
+            break;
+        case 2:
+            rc = pc_varint(&c, tp, f, "bool_value", wt, &u);
+            out->type = RT_OTLP_VAL_BOOL;
+            out->b = u != 0;
+            break;
+        case 3:
+            rc = pc_varint(&c, tp, f, "int_value", wt, &u);
+            out->type = RT_OTLP_VAL_INT;
+            out->i = (int64_t)u;
+            break;
+        case 4:
+            rc = pc_fixed64(&c, tp, f, "double_value", wt, &u);
+            out->type = RT_OTLP_VAL_DOUBLE;
+            memcpy(&out->d, &u, sizeof(out->d));
+            break;
+        case 5:
+            rc = pc_len(&c, tp, f, "array_value", wt, &out->s);
+            out->type = RT_OTLP_VAL_ARRAY;
+            break;
+        case 6:
+            rc = pc_len(&c, tp, f, "kvlist_value", wt, &out->s);
+            out->type = RT_OTLP_VAL_KVLIST;
+            break;
+        case 7:
+            rc = pc_len(&c, tp, f, "bytes_value", wt, &out->s);
+            out->type = RT_OTLP_VAL_BYTES;
+            break;
+        default:
+            rc = pc_skip(&c, tp, f, wt);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+int rt_otlp_value_decode(const uint8_t *any, size_t len, rt_otlp_value *out, const uint8_t *origin,
+                         char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    return value_merge(any, len, out, origin, err, errlen);
+}
+
+/* Decode a KeyValue: last key wins; repeated value messages merge. */
+static int keyvalue_decode(const uint8_t *kv, size_t len, rt_otlp_attr *out, const uint8_t *origin,
+                           char *err, size_t errlen)
+{
+    pctx c;
+    pc_init(&c, kv, len, origin, "KeyValue", err, errlen);
+    memset(out, 0, sizeof(*out));
+    out->kv.p = kv;
+    out->kv.len = len;
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    rt_pb_slice s;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        switch (f) {
+        case 1:
+            rc = pc_len(&c, tp, f, "key", wt, &out->key);
+            break;
+        case 2:
+            rc = pc_len(&c, tp, f, "value", wt, &s);
+            if (rc == 0) {
+                rc = value_merge(s.p, s.len, &out->value, c.origin, err, errlen);
+            }
+            break;
+        default:
+            rc = pc_skip(&c, tp, f, wt);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+void rt_otlp_field_iter_init(rt_otlp_field_iter *it, const uint8_t *msg, size_t len, uint32_t field)
+{
+    it->msg = msg;
+    it->len = msg ? len : 0;
+    it->pos = 0;
+    it->field = field;
+    it->origin = msg;
+    it->failed = 0;
+    it->err[0] = '\0';
+}
+
+int rt_otlp_field_next(rt_otlp_field_iter *it, rt_pb_slice *out)
+{
+    if (it->failed) {
+        return -1;
+    }
+    pctx c;
+    pc_init(&c, it->msg, it->len, it->origin, "message", it->err, sizeof(it->err));
+    c.pos = it->pos;
+    int rc = pc_find(&c, it->field, "repeated", out);
+    it->pos = c.pos;
+    if (rc < 0) {
+        it->failed = 1;
+    }
+    return rc;
+}
+
+int rt_otlp_attr_next(rt_otlp_attr_iter *it, rt_otlp_attr *out)
+{
+    rt_pb_slice s;
+    int rc = rt_otlp_field_next(it, &s);
+    if (rc != 1) {
+        return rc;
+    }
+    if (keyvalue_decode(s.p, s.len, out, it->origin, it->err, sizeof(it->err)) != 0) {
+        it->failed = 1;
+        return -1;
+    }
+    return 1;
+}
+
+int rt_otlp_array_next(rt_otlp_array_iter *it, rt_otlp_value *out)
+{
+    rt_pb_slice s;
+    int rc = rt_otlp_field_next(it, &s);
+    if (rc != 1) {
+        return rc;
+    }
+    if (rt_otlp_value_decode(s.p, s.len, out, it->origin, it->err, sizeof(it->err)) != 0) {
+        it->failed = 1;
+        return -1;
+    }
+    return 1;
+}
+
+int rt_otlp_attr_find(const uint8_t *msg, size_t len, uint32_t field, const char *key,
+                      size_t keylen, rt_otlp_attr *out)
+{
+    rt_otlp_attr_iter it;
+    rt_otlp_attr_iter_init(&it, msg, len, field);
+    int rc;
+    while ((rc = rt_otlp_attr_next(&it, out)) == 1) {
+        if (out->key.len == keylen && (keylen == 0 || memcmp(out->key.p, key, keylen) == 0)) {
+            return 1;
+        }
+    }
+    return rc;
+}
+
+/* ---- Event, Link, Resource, InstrumentationScope ----------------------------------------- */
+
+int rt_otlp_event_parse(const uint8_t *msg, size_t len, rt_otlp_event_view *out,
+                        const uint8_t *origin, char *err, size_t errlen)
+{
+    pctx c;
+    pc_init(&c, msg, len, origin, "Span.Event", err, errlen);
+    memset(out, 0, sizeof(*out));
+    out->msg.p = msg;
+    out->msg.len = len;
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    uint64_t u;
+    rt_pb_slice s;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        switch (f) {
+        case 1:
+            rc = pc_fixed64(&c, tp, f, "time_unix_nano", wt, &out->time_ns);
+            break;
+        case 2:
+            rc = pc_len(&c, tp, f, "name", wt, &out->name);
+            break;
+        case 3:
+            rc = pc_len(&c, tp, f, "attributes", wt, &s);
+            out->n_attributes++;
+            break;
+        case 4:
+            rc = pc_varint(&c, tp, f, "dropped_attributes_count", wt, &u);
+            out->dropped_attributes_count = (uint32_t)u;
+            break;
+        default:
+            rc = pc_skip(&c, tp, f, wt);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+int rt_otlp_link_parse(const uint8_t *msg, size_t len, rt_otlp_link_view *out,
+                       const uint8_t *origin, char *err, size_t errlen)
+{
+    pctx c;
+    pc_init(&c, msg, len, origin, "Span.Link", err, errlen);
+    memset(out, 0, sizeof(*out));
+    out->msg.p = msg;
+    out->msg.len = len;
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    uint64_t u;
+    rt_pb_slice s;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        switch (f) {
+        case 1:
+            rc = pc_len(&c, tp, f, "trace_id", wt, &out->trace_id);
+            break;
+        case 2:
+            rc = pc_len(&c, tp, f, "span_id", wt, &out->span_id);
+            break;
+        case 3:
+            rc = pc_len(&c, tp, f, "trace_state", wt, &out->trace_state);
+            break;
+        case 4:
+            rc = pc_len(&c, tp, f, "attributes", wt, &s);
+            out->n_attributes++;
+            break;
+        case 5:
+            rc = pc_varint(&c, tp, f, "dropped_attributes_count", wt, &u);
+            out->dropped_attributes_count = (uint32_t)u;
+            break;
+        case 6:
+            rc = pc_fixed32(&c, tp, f, "flags", wt, &out->flags);
+            break;
+        default:
+            rc = pc_skip(&c, tp, f, wt);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+int rt_otlp_resource_parse(const uint8_t *msg, size_t len, rt_otlp_resource_view *out,
+                           const uint8_t *origin, char *err, size_t errlen)
+{
+    pctx c;
+    pc_init(&c, msg, len, origin, "Resource", err, errlen);
+    memset(out, 0, sizeof(*out));
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    uint64_t u;
+    rt_pb_slice s;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        switch (f) {
+        case 1:
+            rc = pc_len(&c, tp, f, "attributes", wt, &s);
+            out->n_attributes++;
+            break;
+        case 2:
+            rc = pc_varint(&c, tp, f, "dropped_attributes_count", wt, &u);
+            out->dropped_attributes_count = (uint32_t)u;
+            break;
+        default:
+            rc = pc_skip(&c, tp, f, wt);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+int rt_otlp_scope_parse(const uint8_t *msg, size_t len, rt_otlp_scope_view *out,
+                        const uint8_t *origin, char *err, size_t errlen)
+{
+    pctx c;
+    pc_init(&c, msg, len, origin, "InstrumentationScope", err, errlen);
+    memset(out, 0, sizeof(*out));
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    uint64_t u;
+    rt_pb_slice s;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        switch (f) {
+        case 1:
+            rc = pc_len(&c, tp, f, "name", wt, &out->name);
+            break;
+        case 2:
+            rc = pc_len(&c, tp, f, "version", wt, &out->version);
+            break;
+        case 3:
+            rc = pc_len(&c, tp, f, "attributes", wt, &s);
+            out->n_attributes++;
+            break;
+        case 4:
+            rc = pc_varint(&c, tp, f, "dropped_attributes_count", wt, &u);
+            out->dropped_attributes_count = (uint32_t)u;
+            break;
+        default:
+            rc = pc_skip(&c, tp, f, wt);
+            break;
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+/* ---- rt_otlp_validate: a table-driven deep check --------------------------------------------
+ *
+ * Each message type lists the wire type of its fields (numbered densely from 1; -1 marks a
+ * reserved number, treated as unknown). Length-delimited fields that hold messages are handed
+ * to the message's `sub` function, which recurses. */
+
+typedef struct vctx {
+    const uint8_t *origin;
+    char *err;
+    size_t errlen;
+    size_t spans;
+} vctx;
+
+typedef struct fdesc {
+    int8_t wt;
+    const char *name;
+} fdesc;
+
+typedef struct mdesc mdesc;
+typedef int (*sub_fn)(vctx *v, uint32_t field, rt_pb_slice s, int depth);
+
+struct mdesc {
+    const char *name;
+    const fdesc *fields;
+    uint32_t n;
+    sub_fn sub; /* called for every length-delimited known field; may be NULL */
+};
+
+static int check_msg(vctx *v, const mdesc *m, rt_pb_slice msg, int depth)
+{
+    pctx c;
+    pc_init(&c, msg.p, msg.len, v->origin, m->name, v->err, v->errlen);
+    uint32_t f;
+    int wt, rc;
+    size_t tp;
+    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
+        int want = (f >= 1 && f <= m->n) ? m->fields[f - 1].wt : -1;
+        if (want < 0) {
+            rc = pc_skip(&c, tp, f, wt);
+        } else if (wt != want) {
+            rc = pc_wrong(&c, tp, f, m->fields[f - 1].name, wt, want);
+        } else if (wt == RT_PB_WT_LEN) {
+            rt_pb_slice s;
+            rc = pc_len(&c, tp, f, m->fields[f - 1].name, wt, &s);
+            if (rc == 0 && m->sub) {
+                rc = m->sub(v, f, s, depth);
+            }
+        } else {
+            size_t at = c.pos;
+            rc = rt_pb_skip(c.msg, c.len, &c.pos, wt);
+            if (rc != 0) {
+                rc = pc_fail(&c, at, "field %s (%u): %s", m->fields[f - 1].name, f,
+                             rt_pb_strerror(rc));
+            }
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+#define V   RT_PB_WT_VARINT
+#define L   RT_PB_WT_LEN
+#define F64 RT_PB_WT_FIXED64
+#define F32 RT_PB_WT_FIXED32
+
+static int sub_any(vctx *v, uint32_t f, rt_pb_slice s, int depth);
+static int sub_kvlist(vctx *v, uint32_t f, rt_pb_slice s, int depth);
+static int sub_array(vctx *v, uint32_t f, rt_pb_slice s, int depth);
+static int sub_kv_holder(vctx *v, uint32_t f, rt_pb_slice s, int depth);
+
+static const fdesc any_f[] = {{L, "string_value"},   {V, "bool_value"},  {V, "int_value"},
+                              {F64, "double_value"}, {L, "array_value"}, {L, "kvlist_value"},
+                              {L, "bytes_value"}};
+static const mdesc any_m = {"AnyValue", any_f, 7, sub_any};
+static const fdesc kv_f[] = {{L, "key"}, {L, "value"}};
+static const mdesc kv_m = {"KeyValue", kv_f, 2, sub_kv_holder};
+static const fdesc arr_f[] = {{L, "values"}};
+static const mdesc arr_m = {"ArrayValue", arr_f, 1, sub_array};
+static const fdesc kvl_f[] = {{L, "values"}};
+static const mdesc kvl_m = {"KeyValueList", kvl_f, 1, sub_kvlist};
+
+static int too_deep(vctx *v, rt_pb_slice s)
+{
+    snprintf(v->err, v->errlen, "AnyValue: nested deeper than %d levels at byte %zu",
+             RT_OTLP_MAX_DEPTH, (size_t)(s.p - v->origin));
+    return -1;
+}
+
+/* KeyValue field 2 holds an AnyValue at the same depth. */
+static int sub_kv_holder(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    return f == 2 ? check_msg(v, &any_m, s, depth) : 0;
+}
+
+/* AnyValue fields 5 and 6 nest one level deeper. */
+static int sub_any(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    if (f != 5 && f != 6) {
+        return 0;
+    }
+    if (depth + 1 > RT_OTLP_MAX_DEPTH) {
+        return too_deep(v, s);
+    }
+    return check_msg(v, f == 5 ? &arr_m : &kvl_m, s, depth + 1);
+}
+
+static int sub_array(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    return check_msg(v, &any_m, s, depth);
+}
+
+static int sub_kvlist(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    return check_msg(v, &kv_m, s, depth);
+}
+
+/* For messages whose only nested messages are KeyValue lists (Resource, scope, event, link). */
+static int sub_kv_list_field(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    return check_msg(v, &kv_m, s, 0);
+}
+
+static int sub_resource(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    return f == 1 ? sub_kv_list_field(v, f, s, depth) : 0;
+}
+static int sub_scope(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    return f == 3 ? sub_kv_list_field(v, f, s, depth) : 0;
+}
+static int sub_event(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    return f == 3 ? sub_kv_list_field(v, f, s, depth) : 0;
+}
+static int sub_link(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    return f == 4 ? sub_kv_list_field(v, f, s, depth) : 0;
+}
+
+static const fdesc res_f[] = {{L, "attributes"}, {V, "dropped_attributes_count"}};
+static const mdesc res_m = {"Resource", res_f, 2, sub_resource};
+static const fdesc scope_f[] = {
+    {L, "name"}, {L, "version"}, {L, "attributes"}, {V, "dropped_attributes_count"}};
+static const mdesc scope_m = {"InstrumentationScope", scope_f, 4, sub_scope};
+static const fdesc event_f[] = {
+    {F64, "time_unix_nano"}, {L, "name"}, {L, "attributes"}, {V, "dropped_attributes_count"}};
+static const mdesc event_m = {"Span.Event", event_f, 4, sub_event};
+static const fdesc link_f[] = {{L, "trace_id"},
+                               {L, "span_id"},
+                               {L, "trace_state"},
+                               {L, "attributes"},
+                               {V, "dropped_attributes_count"},
+                               {F32, "flags"}};
+static const mdesc link_m = {"Span.Link", link_f, 6, sub_link};
+static const fdesc status_f[] = {{-1, "reserved"}, {L, "message"}, {V, "code"}};
+static const mdesc status_m = {"Status", status_f, 3, NULL};
+
+static int sub_span(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    switch (f) {
+    case 9:
+        return check_msg(v, &kv_m, s, 0);
+    case 11:
+        return check_msg(v, &event_m, s, 0);
+    case 13:
+        return check_msg(v, &link_m, s, 0);
+    case 15:
+        return check_msg(v, &status_m, s, 0);
+    default:
+        return 0;
+    }
+}
+
+static const fdesc span_f[] = {{L, "trace_id"},
+                               {L, "span_id"},
+                               {L, "trace_state"},
+                               {L, "parent_span_id"},
+                               {L, "name"},
+                               {V, "kind"},
+                               {F64, "start_time_unix_nano"},
+                               {F64, "end_time_unix_nano"},
+                               {L, "attributes"},
+                               {V, "dropped_attributes_count"},
+                               {L, "events"},
+                               {V, "dropped_events_count"},
+                               {L, "links"},
+                               {V, "dropped_links_count"},
+                               {L, "status"},
+                               {F32, "flags"}};
+static const mdesc span_m = {"Span", span_f, 16, sub_span};
+
+static int sub_scope_spans(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    if (f == 1) {
+        return check_msg(v, &scope_m, s, 0);
+    }
+    if (f == 2) {
+        v->spans++;
+        return check_msg(v, &span_m, s, 0);
+    }
+    return 0;
+}
+
+static const fdesc ss_f[] = {{L, "scope"}, {L, "spans"}, {L, "schema_url"}};
+static const mdesc ss_m = {"ScopeSpans", ss_f, 3, sub_scope_spans};
+
+static int sub_resource_spans(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    if (f == 1) {
+        return check_msg(v, &res_m, s, 0);
+    }
+    if (f == 2) {
+        return check_msg(v, &ss_m, s, 0);
+    }
+    return 0;
+}
+
+static const fdesc rs_f[] = {{L, "resource"}, {L, "scope_spans"}, {L, "schema_url"}};
+static const mdesc rs_m = {"ResourceSpans", rs_f, 3, sub_resource_spans};
+
+static int sub_request(vctx *v, uint32_t f, rt_pb_slice s, int depth)
+{
+    return check_msg(v, &rs_m, s, 0);
+}
+
+static const fdesc req_f[] = {{L, "resource_spans"}};
+static const mdesc req_m = {"ExportTraceServiceRequest", req_f, 1, sub_request};
+
+#undef V
+#undef L
+#undef F64
+#undef F32
+
+int rt_otlp_validate(const uint8_t *pb, size_t len, size_t *span_count, char *err, size_t errlen)
+{
+    char scratch[RT_OTLP_ERR_MAX];
+    vctx v = {pb, err ? err : scratch, err ? errlen : sizeof(scratch), 0};
+    rt_pb_slice all = {pb, pb ? len : 0};
+    if (v.errlen > 0) {
+        v.err[0] = '\0';
+    }
+    if (check_msg(&v, &req_m, all, 0) != 0) {
+        return -1;
+    }
+    if (span_count) {
+        *span_count = v.spans;
+    }
+    return 0;
+}

@@ -1,0 +1,100 @@
+/* pb.h - protobuf wire-format primitives: bounds-checked readers and rt_buf writers.
+ *
+ * Readers take (buf, len, *pos): they read at buf[*pos], never touch bytes at or past buf[len],
+ * advance *pos only on success, and return 0 or a negative RT_PB_E* code (rt_pb_strerror()
+ * names it). Writers append to an rt_buf (alloc aborts on OOM, so they cannot fail) or, for
+ * rt_pb_put_varint, write into caller memory with room for RT_PB_VARINT_MAX bytes.
+ */
+#ifndef RT_PB_H
+#define RT_PB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Wire types. 3 and 4 (groups) are deprecated and rejected by every reader here. */
+#define RT_PB_WT_VARINT  0
+#define RT_PB_WT_FIXED64 1
+#define RT_PB_WT_LEN     2
+#define RT_PB_WT_FIXED32 5
+
+#define RT_PB_VARINT_MAX 10
+#define RT_PB_FIELD_MAX  536870911u /* 2^29 - 1 */
+
+/* Error codes (negative). */
+#define RT_PB_ETRUNC    (-1) /* the value runs past the end of the buffer */
+#define RT_PB_EVARINT   (-2) /* varint longer than 10 bytes or overflowing 64 bits */
+#define RT_PB_EFIELD    (-3) /* field number 0 or above 2^29-1 */
+#define RT_PB_EWIRETYPE (-4) /* group (3/4) or unknown wire type (6/7) */
+
+/* A borrowed view of bytes inside someone else's buffer. */
+typedef struct rt_pb_slice {
+    const uint8_t *p; /* ref into the buffer being read; NULL only for an absent field */
+    size_t len;
+} rt_pb_slice;
+
+/* Human-readable name of an RT_PB_E* code ("truncated", ...). */
+const char *rt_pb_strerror(int code);
+
+/* Decode a base-128 varint. Rejects encodings longer than 10 bytes and a 10th byte carrying
+ * more than the top bit of a uint64. Non-minimal encodings (e.g. 0x80 0x00) are accepted, as
+ * protobuf parsers do. */
+int rt_pb_read_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out);
+
+/* Decode a tag into field number and wire type. Rejects tags that do not fit in 32 bits, field
+ * number 0, and field numbers above 2^29-1. The wire type is returned as-is (0..7); callers
+ * that need to skip use rt_pb_skip(), which rejects the bad ones. */
+int rt_pb_read_tag(const uint8_t *buf, size_t len, size_t *pos, uint32_t *field, int *wire);
+
+/* Little-endian fixed-width reads. */
+int rt_pb_read_fixed32(const uint8_t *buf, size_t len, size_t *pos, uint32_t *out);
+int rt_pb_read_fixed64(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out);
+
+/* Read a length prefix and return the delimited bytes as a slice into `buf` (checked to lie
+ * wholly inside buf[0..len)). */
+int rt_pb_read_len(const uint8_t *buf, size_t len, size_t *pos, rt_pb_slice *out);
+
+/* Skip one field value of wire type `wire` (the tag has already been read). Wire types 0, 1, 2
+ * and 5 are skipped; groups (3, 4) and unknown types give RT_PB_EWIRETYPE. */
+int rt_pb_skip(const uint8_t *buf, size_t len, size_t *pos, int wire);
+
+/* ---- encoding --------------------------------------------------------------------------- */
+
+/* Bytes needed for the minimal varint encoding of v (1..10). */
+static inline size_t rt_pb_varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Bytes needed for a tag of `field` (any wire type). */
+static inline size_t rt_pb_tag_size(uint32_t field)
+{
+    return rt_pb_varint_size((uint64_t)field << 3);
+}
+
+/* Bytes of a whole length-delimited field: tag + length prefix + payload. */
+static inline size_t rt_pb_len_field_size(uint32_t field, size_t payload)
+{
+    return rt_pb_tag_size(field) + rt_pb_varint_size(payload) + payload;
+}
+
+/* Write the minimal varint encoding of v into out (room for 10 bytes); returns bytes written. */
+size_t rt_pb_put_varint(uint8_t *out, uint64_t v);
+
+void rt_pb_append_varint(rt_buf *b, uint64_t v);
+void rt_pb_append_tag(rt_buf *b, uint32_t field, int wire);
+/* Tag (wire type 2) and length prefix only; the caller appends `payload_len` bytes next. */
+void rt_pb_append_len_prefix(rt_buf *b, uint32_t field, size_t payload_len);
+/* A whole length-delimited field: tag, length, bytes. */
+void rt_pb_append_len_field(rt_buf *b, uint32_t field, const void *data, size_t n);
+/* Raw little-endian values (no tag). */
+void rt_pb_append_fixed32(rt_buf *b, uint32_t v);
+void rt_pb_append_fixed64(rt_buf *b, uint64_t v);
+
+#endif
