@@ -19,6 +19,8 @@
  */
 #include "grpc_server.h"
 
+#include "base64.h"
+
 #include "alloc.h"
 #include "buf.h"
 #include "h2_frame.h"
@@ -190,18 +192,6 @@ static void stream_mark_answered(grpc_stream *st)
     }
 }
 
-/* Base64 without padding (as gRPC emits -bin headers). Returns a string the caller frees. */
-static char *base64_unpadded(const uint8_t *p, size_t n)
-{
-    char *out = rt_malloc(4 * ((n + 2) / 3) + 1);
-    int len = EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-    while (len > 0 && out[len - 1] == '=') {
-        len--;
-    }
-    out[len] = '\0';
-    return out;
-}
-
 /* Submit a trailers-only gRPC answer: :status 200, grpc-status `code`, grpc-message `message`
  * (percent-encoded), and with retry_s > 0 a grpc-status-details-bin carrying RetryInfo. */
 static void stream_answer_grpc_error(grpc_stream *st, int code, const char *message,
@@ -223,7 +213,11 @@ static void stream_answer_grpc_error(grpc_stream *st, int code, const char *mess
     if (retry_s > 0) {
         rt_buf sb = RT_BUF_INIT;
         rt_otlp_ingest_encode_status(code, message ? message : "", retry_s, &sb);
-        details = base64_unpadded(sb.data ? sb.data : (const uint8_t *)"", sb.len);
+        /* gRPC sends -bin metadata as unpadded base64. */
+        rt_buf b64 = RT_BUF_INIT;
+        rt_base64_encode(&b64, sb.data ? sb.data : (const uint8_t *)"", sb.len, false);
+        rt_buf_append_byte(&b64, '\0');
+        details = (char *)rt_buf_steal(&b64, NULL);
         rt_buf_free(&sb);
         nv[n++] = make_nv("grpc-status-details-bin", details);
     }

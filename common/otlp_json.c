@@ -14,6 +14,8 @@
  */
 #include "otlp_json.h"
 
+#include "base64.h"
+
 #include "alloc.h"
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
@@ -206,88 +208,6 @@ static int hex_val(unsigned char ch)
         return ch - 'A' + 10;
     }
     return -1;
-}
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Value of a base64 digit in either the standard or the URL-safe alphabet, or -1. */
-static int b64_val(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z') {
-        return ch - 'A';
-    }
-    if (ch >= 'a' && ch <= 'z') {
-        return ch - 'a' + 26;
-    }
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0' + 52;
-    }
-    if (ch == '+' || ch == '-') {
-        return 62;
-    }
-    if (ch == '/' || ch == '_') {
-        return 63;
-    }
-    return -1;
-}
-
-/* Decode base64 (standard or URL-safe alphabet, padding optional) into dst, which must hold
- * len / 4 * 3 + 2 bytes. Returns the decoded length, or -1 if the text is not base64. */
-static long b64_decode(const char *s, size_t len, uint8_t *dst)
-{
-    size_t pad = 0;
-    while (len > 0 && s[len - 1] == '=' && pad < 2) {
-        len--;
-        pad++;
-    }
-    if (len % 4 == 1 || (pad > 0 && (len + pad) % 4 != 0)) {
-        return -1;
-    }
-    size_t out = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_val((unsigned char)s[i]);
-        if (v < 0) {
-            return -1;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            dst[out++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (long)out;
-}
-
-static void b64_encode(rt_buf *b, const uint8_t *p, size_t n)
-{
-    char *dst = (char *)rt_buf_reserve(b, (n + 2) / 3 * 4);
-    size_t o = 0;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        dst[o++] = b64_alphabet[v >> 18];
-        dst[o++] = b64_alphabet[(v >> 12) & 63];
-        dst[o++] = b64_alphabet[(v >> 6) & 63];
-        dst[o++] = b64_alphabet[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        dst[o++] = b64_alphabet[v >> 18];
-        dst[o++] = b64_alphabet[(v >> 12) & 63];
-        dst[o++] = '=';
-        dst[o++] = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        dst[o++] = b64_alphabet[v >> 18];
-        dst[o++] = b64_alphabet[(v >> 12) & 63];
-        dst[o++] = b64_alphabet[(v >> 6) & 63];
-        dst[o++] = '=';
-    }
-    b->len += o;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -768,8 +688,8 @@ static int conv_any(in_ctx *c, const json_t *obj, void *msg)
                 return fail_at(c, key, "expected a base64 string, got %s", jtype(v));
             }
             size_t len = json_string_length(v);
-            uint8_t *dst = arena_alloc(&c->mem, len / 4 * 3 + 3);
-            long n = b64_decode(json_string_value(v), len, dst);
+            uint8_t *dst = arena_alloc(&c->mem, rt_base64_decoded_max(len));
+            long n = rt_base64_decode(json_string_value(v), len, dst);
             if (n < 0) {
                 return fail_at(c, key, "not valid base64");
             }
@@ -1396,7 +1316,7 @@ static int write_any(out_ctx *c, const void *msg)
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
         w_key(c, &first, "bytesValue");
         rt_buf_append_byte(c->out, '"');
-        b64_encode(c->out, av->bytes_value.data, av->bytes_value.len);
+        rt_base64_encode(c->out, av->bytes_value.data, av->bytes_value.len, true);
         rt_buf_append_byte(c->out, '"');
         break;
     default:

@@ -1,6 +1,8 @@
 /* retry.c - backoff policy, Retry-After parsing and retryable-status tables (see retry.h). */
 #include "retry.h"
 
+#include "base64.h"
+
 #include "alloc.h"
 
 #include "google/rpc/status.pb-c.h"
@@ -189,61 +191,13 @@ bool rt_retry_grpc_retryable(int code, bool has_retry_info)
     }
 }
 
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+' || c == '-') {
-        return 62;
-    }
-    if (c == '/' || c == '_') {
-        return 63;
-    }
-    return -1;
-}
-
-/* Decode base64 (standard or URL alphabet, padding optional) into out (>= len*3/4+3 bytes).
- * Returns the decoded length or -1. */
-static long b64_decode(const char *s, size_t len, uint8_t *out)
-{
-    while (len > 0 && s[len - 1] == '=') {
-        len--;
-    }
-    if (len % 4 == 1) {
-        return -1;
-    }
-    uint32_t acc = 0;
-    int bits = 0;
-    long o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_val((unsigned char)s[i]);
-        if (v < 0) {
-            return -1;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return o;
-}
-
 int rt_retry_grpc_details_delay(const char *b64, size_t len, uint64_t *delay_ns)
 {
     static const char want[] = "google.rpc.RetryInfo";
-    uint8_t *raw = rt_malloc(len / 4 * 3 + 4);
+    uint8_t *raw = rt_malloc(rt_base64_decoded_max(len));
     int rc = -1;
     Google__Rpc__Status *st = NULL;
-    long n = b64_decode(b64, len, raw);
+    long n = rt_base64_decode(b64, len, raw);
     if (n < 0) {
         goto done;
     }
