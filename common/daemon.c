@@ -327,3 +327,24 @@ int rt_daemon_run(rt_daemon *d)
     rt_log(RT_LOG_INFO, "stopped", "binary=ringtail-%s", name);
     return 0;
 }
+
+int rt_daemon_main(const rt_daemon_spec *spec, int argc, char **argv)
+{
+    int rc = EXIT_FAILURE;
+    switch (rt_daemon_parse_args(spec, argc, argv)) {
+    case RT_DAEMON_EXIT_OK:
+        rc = EXIT_SUCCESS;
+        break;
+    case RT_DAEMON_EXIT_FAIL:
+        break;
+    case RT_DAEMON_RUN: {
+        rt_daemon *d = rt_daemon_start(spec);
+        if (d != NULL) {
+            rc = rt_daemon_run(d);
+        }
+        break;
+    }
+    }
+    rt_cfg_free_struct(spec->fields, spec->cfg);
+    return rc;
+}

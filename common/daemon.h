@@ -93,4 +93,8 @@ const rt_membership *rt_daemon_membership(rt_daemon *d);
  * previous ring stays). Then stops the workers and frees everything. Returns the exit code. */
 int rt_daemon_run(rt_daemon *d);
 
+/* The whole life of a binary: parse arguments, start, run until stopped, free the config.
+ * Returns the process exit code. */
+int rt_daemon_main(const rt_daemon_spec *spec, int argc, char **argv);
+
 #endif

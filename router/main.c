@@ -6,7 +6,6 @@
  */
 #include "daemon.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 typedef struct router_cfg {
@@ -29,21 +28,5 @@ int main(int argc, char **argv)
         .daemon_cfg = &cfg.daemon,
         .default_config = "/etc/ringtail/router.yaml",
     };
-    int rc = EXIT_FAILURE;
-    switch (rt_daemon_parse_args(&spec, argc, argv)) {
-    case RT_DAEMON_EXIT_OK:
-        rc = EXIT_SUCCESS;
-        break;
-    case RT_DAEMON_EXIT_FAIL:
-        break;
-    case RT_DAEMON_RUN: {
-        rt_daemon *d = rt_daemon_start(&spec);
-        if (d != NULL) {
-            rc = rt_daemon_run(d);
-        }
-        break;
-    }
-    }
-    rt_cfg_free_struct(router_fields, &cfg);
-    return rc;
+    return rt_daemon_main(&spec, argc, argv);
 }
