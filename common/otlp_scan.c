@@ -294,16 +294,19 @@ static int scan_fail(rt_otlp_scan *it, const char *where, const char *msg)
     return -1;
 }
 
-/* Pre-pass over a ResourceSpans: find its (last) resource and schema_url so every span under
- * it can be reported with them, wherever in the message they sit. */
-static int enter_resource_spans(rt_otlp_scan *it, char *err, size_t errlen)
+/* Pre-pass over a container (ResourceSpans or ScopeSpans, which share a layout: field 1 its
+ * Resource / InstrumentationScope, field 2 the repeated children, field 3 schema_url). Finds
+ * the (last) field 1 and schema_url so every span under the container is reported with them,
+ * wherever in the message they sit. `msg` / `f1` / `f2` name the message and fields in errors. */
+static int enter_container(rt_otlp_scan *it, rt_pb_slice body, const char *msg, const char *f1,
+                           const char *f2, int *has, rt_pb_slice *head, rt_pb_slice *schema_url,
+                           char *err, size_t errlen)
 {
     pctx c;
-    pc_init(&c, it->rs.p, it->rs.len, it->buf, "ResourceSpans", err, errlen);
-    rt_otlp_span_view *x = &it->ctx;
-    x->has_resource = 0;
-    x->resource = no_slice;
-    x->resource_schema_url = no_slice;
+    pc_init(&c, body.p, body.len, it->buf, msg, err, errlen);
+    *has = 0;
+    *head = no_slice;
+    *schema_url = no_slice;
     uint32_t f;
     int wt, rc;
     size_t tp;
@@ -311,14 +314,14 @@ static int enter_resource_spans(rt_otlp_scan *it, char *err, size_t errlen)
     while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
         switch (f) {
         case 1:
-            rc = pc_len(&c, tp, f, "resource", wt, &x->resource);
-            x->has_resource = 1;
+            rc = pc_len(&c, tp, f, f1, wt, head);
+            *has = 1;
             break;
         case 2:
-            rc = pc_len(&c, tp, f, "scope_spans", wt, &s);
+            rc = pc_len(&c, tp, f, f2, wt, &s);
             break;
         case 3:
-            rc = pc_len(&c, tp, f, "schema_url", wt, &x->resource_schema_url);
+            rc = pc_len(&c, tp, f, "schema_url", wt, schema_url);
             break;
         default:
             rc = pc_skip(&c, tp, f, wt);
@@ -331,40 +334,18 @@ static int enter_resource_spans(rt_otlp_scan *it, char *err, size_t errlen)
     return rc;
 }
 
-/* Same for a ScopeSpans: its (last) scope and schema_url. */
+static int enter_resource_spans(rt_otlp_scan *it, char *err, size_t errlen)
+{
+    rt_otlp_span_view *x = &it->ctx;
+    return enter_container(it, it->rs, "ResourceSpans", "resource", "scope_spans", &x->has_resource,
+                           &x->resource, &x->resource_schema_url, err, errlen);
+}
+
 static int enter_scope_spans(rt_otlp_scan *it, char *err, size_t errlen)
 {
-    pctx c;
-    pc_init(&c, it->ss.p, it->ss.len, it->buf, "ScopeSpans", err, errlen);
     rt_otlp_span_view *x = &it->ctx;
-    x->has_scope = 0;
-    x->scope = no_slice;
-    x->scope_schema_url = no_slice;
-    uint32_t f;
-    int wt, rc;
-    size_t tp;
-    rt_pb_slice s;
-    while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
-        switch (f) {
-        case 1:
-            rc = pc_len(&c, tp, f, "scope", wt, &x->scope);
-            x->has_scope = 1;
-            break;
-        case 2:
-            rc = pc_len(&c, tp, f, "spans", wt, &s);
-            break;
-        case 3:
-            rc = pc_len(&c, tp, f, "schema_url", wt, &x->scope_schema_url);
-            break;
-        default:
-            rc = pc_skip(&c, tp, f, wt);
-            break;
-        }
-        if (rc != 0) {
-            return -1;
-        }
-    }
-    return rc;
+    return enter_container(it, it->ss, "ScopeSpans", "scope", "spans", &x->has_scope, &x->scope,
+                           &x->scope_schema_url, err, errlen);
 }
 
 int rt_otlp_scan_next(rt_otlp_scan *it, rt_otlp_span_view *v)

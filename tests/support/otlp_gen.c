@@ -486,3 +486,18 @@ uint8_t *rt_gen_pack(const gen_req *req, size_t *len)
     *len = opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(req, out);
     return out;
 }
+
+Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *
+rt_gen_unpack(const uint8_t *buf, size_t len)
+{
+    return opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+        NULL, len, buf);
+}
+
+void rt_gen_unpack_free(Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req)
+{
+    if (req != NULL) {
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(
+            req, NULL);
+    }
+}

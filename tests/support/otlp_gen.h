@@ -30,4 +30,10 @@ uint8_t *
 rt_gen_pack(const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req,
             size_t *len);
 
+/* Decode `len` bytes with protobuf-c's full decoder (the reference the tests compare against).
+ * Returns NULL if protobuf-c rejects them; free with rt_gen_unpack_free(). */
+Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *
+rt_gen_unpack(const uint8_t *buf, size_t len);
+void rt_gen_unpack_free(Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req);
+
 #endif

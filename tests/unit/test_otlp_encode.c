@@ -21,18 +21,6 @@ typedef Opentelemetry__Proto__Trace__V1__ResourceSpans RS;
 typedef Opentelemetry__Proto__Trace__V1__ScopeSpans SS;
 typedef Opentelemetry__Proto__Trace__V1__Span Span;
 
-static Req *unpack(const uint8_t *buf, size_t len)
-{
-    return opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
-        NULL, len, buf);
-}
-
-static void unpack_free(Req *r)
-{
-    opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r,
-                                                                                            NULL);
-}
-
 /* Which "owner" a span goes to when a request is split (a stand-in for the router's ring). */
 static unsigned owner_of(const Span *s, unsigned owners)
 {
@@ -171,7 +159,7 @@ static void check_split(uint64_t seed, unsigned owners)
             assert_memory_equal(out[o].data, wbuf, wlen);
         }
         /* And it decodes, validates and re-packs to itself. */
-        Req *dec = unpack(out[o].data, out[o].len);
+        Req *dec = rt_gen_unpack(out[o].data, out[o].len);
         assert_non_null(dec);
         size_t rlen;
         uint8_t *rbuf = rt_gen_pack(dec, &rlen);
@@ -184,7 +172,7 @@ static void check_split(uint64_t seed, unsigned owners)
         assert_int_equal(rt_otlp_validate(out[o].data, out[o].len, &n, err, sizeof(err)), 0);
         spans_total += n;
         free(rbuf);
-        unpack_free(dec);
+        rt_gen_unpack_free(dec);
         free(wbuf);
         expected_free(want);
         rt_otlp_enc_free(&enc[o]);
@@ -277,7 +265,7 @@ static void test_implicit_groups_and_empty_request(void **state)
     assert_int_equal(rt_otlp_enc_span_count(&enc), 2);
     rt_otlp_enc_finish(&enc);
 
-    Req *dec = unpack(out.data, out.len);
+    Req *dec = rt_gen_unpack(out.data, out.len);
     assert_non_null(dec);
     assert_int_equal(dec->n_resource_spans, 3);
     assert_null(dec->resource_spans[0]->resource);
@@ -297,7 +285,7 @@ static void test_implicit_groups_and_empty_request(void **state)
     assert_int_equal(rlen, out.len);
     assert_memory_equal(rbuf, out.data, rlen);
     free(rbuf);
-    unpack_free(dec);
+    rt_gen_unpack_free(dec);
     rt_buf_free(&out);
     rt_otlp_enc_free(&enc);
 }
@@ -429,7 +417,7 @@ static void test_encoder_tags_spans_without_copying(void **state)
     char err[RT_OTLP_ERR_MAX];
     assert_int_equal(rt_otlp_validate(out.data, out.len, &n, err, sizeof(err)), 0);
     assert_int_equal(n, spans);
-    Req *dec = unpack(out.data, out.len);
+    Req *dec = rt_gen_unpack(out.data, out.len);
     assert_non_null(dec);
     size_t seen = 0;
     for (size_t i = 0; i < dec->n_resource_spans; i++) {
@@ -446,7 +434,7 @@ static void test_encoder_tags_spans_without_copying(void **state)
         }
     }
     assert_int_equal(seen, spans);
-    unpack_free(dec);
+    rt_gen_unpack_free(dec);
     for (size_t i = 0; i < spans; i++) {
         free(copies[i]);
     }

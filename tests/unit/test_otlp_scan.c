@@ -19,18 +19,6 @@ typedef Opentelemetry__Proto__Trace__V1__Span Span;
 typedef Opentelemetry__Proto__Common__V1__KeyValue KV;
 typedef Opentelemetry__Proto__Common__V1__AnyValue Any;
 
-static Req *unpack(const uint8_t *buf, size_t len)
-{
-    return opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
-        NULL, len, buf);
-}
-
-static void unpack_free(Req *r)
-{
-    opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(r,
-                                                                                            NULL);
-}
-
 /* protobuf-c hands strings out NUL-terminated, so one with an embedded NUL (hostile input)
  * reads shorter; compare up to the first NUL then. */
 static int slice_is_str(rt_pb_slice s, const char *str)
@@ -269,7 +257,7 @@ static void test_scan_matches_protobuf_c_for_generated_requests(void **state)
         Req *req = rt_gen_request(seed);
         size_t len;
         uint8_t *buf = rt_gen_pack(req, &len);
-        Req *dec = unpack(buf, len);
+        Req *dec = rt_gen_unpack(buf, len);
         assert_non_null(dec);
         size_t spans = compare_request(buf, len, dec, 1);
         size_t vcount = 0;
@@ -279,7 +267,7 @@ static void test_scan_matches_protobuf_c_for_generated_requests(void **state)
         }
         assert_int_equal(vcount, spans);
         total_spans += spans;
-        unpack_free(dec);
+        rt_gen_unpack_free(dec);
         free(buf);
         rt_gen_free(req);
     }
@@ -461,13 +449,13 @@ static void test_every_truncation_stops_cleanly(void **state)
             assert_int_not_equal(sr, -2); /* a span that is yielded is whole */
             /* The validator and the walker agree on every prefix. */
             assert_int_equal(vr, sr);
-            Req *dec = unpack(p, cut);
+            Req *dec = rt_gen_unpack(p, cut);
             assert_int_equal(dec != NULL, vr == 0);
             if (vr == 0) {
                 valid_prefixes++;
                 assert_int_equal(vcount, scount);
                 assert_true(scount <= nspans);
-                unpack_free(dec);
+                rt_gen_unpack_free(dec);
             } else {
                 assert_true(strstr(err, "at byte ") != NULL);
             }
@@ -507,7 +495,7 @@ static int check_hostile(const uint8_t *data, size_t n)
     char err[RT_OTLP_ERR_MAX];
     int vr = rt_otlp_validate(p, n, &vcount, err, sizeof(err));
     int sr = scan_all(p, n, &scount);
-    Req *dec = unpack(p, n);
+    Req *dec = rt_gen_unpack(p, n);
     if (vr == 0) {
         /* Valid: the walker yields every span without error and matches protobuf-c exactly. */
         assert_int_equal(sr, 0);
@@ -525,7 +513,7 @@ static int check_hostile(const uint8_t *data, size_t n)
         }
     }
     if (dec) {
-        unpack_free(dec);
+        rt_gen_unpack_free(dec);
     }
     free(p);
     return vr == 0;
@@ -661,7 +649,7 @@ static void expect_span_wire_error(uint32_t f, int wt, const char *fname)
     if (strstr(err, want) == NULL) {
         fail_msg("validate field %u: unexpected error '%s' (want '%s')", f, err, want);
     }
-    assert_null(unpack(req.data, req.len));
+    assert_null(rt_gen_unpack(req.data, req.len));
     rt_buf_free(&span);
     rt_buf_free(&req);
 }
@@ -800,10 +788,10 @@ static void test_unknown_fields_are_skipped(void **state)
     char err[RT_OTLP_ERR_MAX];
     assert_int_equal(rt_otlp_validate(req.data, req.len, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 1);
-    Req *dec = unpack(req.data, req.len);
+    Req *dec = rt_gen_unpack(req.data, req.len);
     assert_non_null(dec);
     assert_int_equal(compare_request(req.data, req.len, dec, 0), 1);
-    unpack_free(dec);
+    rt_gen_unpack_free(dec);
     rt_buf_free(&span);
     rt_buf_free(&req);
     rt_buf_free(&rs);
@@ -887,10 +875,10 @@ static void test_last_occurrence_wins_and_order_is_free(void **state)
     }
     assert_int_equal(rt_otlp_scan_next(&it, &v), 0);
 
-    Req *dec = unpack(req.data, req.len);
+    Req *dec = rt_gen_unpack(req.data, req.len);
     assert_non_null(dec);
     assert_int_equal(compare_request(req.data, req.len, dec, 0), 2);
-    unpack_free(dec);
+    rt_gen_unpack_free(dec);
 
     rt_buf *all[] = {&span, &st1, &st2, &kv, &any, &res, &ss, &rs, &req, &rkv, &rany};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
@@ -932,10 +920,10 @@ static void test_validate_depth_limit(void **state)
     build_nested(&req, RT_OTLP_MAX_DEPTH);
     assert_int_equal(rt_otlp_validate(req.data, req.len, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 1);
-    Req *dec = unpack(req.data, req.len);
+    Req *dec = rt_gen_unpack(req.data, req.len);
     assert_non_null(dec);
     assert_int_equal(compare_request(req.data, req.len, dec, 0), 1);
-    unpack_free(dec);
+    rt_gen_unpack_free(dec);
     rt_buf_reset(&req);
     build_nested(&req, RT_OTLP_MAX_DEPTH + 1);
     assert_int_equal(rt_otlp_validate(req.data, req.len, &n, err, sizeof(err)), -1);
