@@ -4,10 +4,15 @@
 #include "alloc.h"
 #include "log.h"
 
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #ifndef RT_VERSION
@@ -35,8 +40,25 @@ const rt_cfg_field rt_daemon_ring_fields[] = {
     {0},
 };
 
+/* A file watched for changes: inotify on its directory (editors and config-map updates replace
+ * files by rename, which a watch on the file itself would miss), a debounce timer, and a hash of
+ * the content last acted on, so touching a file without changing it does nothing. */
+typedef struct watched_file {
+    rt_daemon *d; /* ref: owner */
+    char *path;
+    int wd;
+    uint64_t content_hash;
+    struct event *debounce;
+    void (*changed)(rt_daemon *d);
+} watched_file;
+
 struct rt_daemon {
     const rt_daemon_spec *spec;
+    const char *config_path; /* ref: argv or spec->default_config */
+    rt_daemon_hooks hooks;
+    int inotify_fd;
+    struct event *inotify_ev;
+    watched_file watch[2]; /* ring file, config file */
     rt_workers *workers;
     struct event_base *base;
     rt_metrics_registry *metrics;
@@ -45,7 +67,12 @@ struct rt_daemon {
     rt_counter *ring_reloads_ok;
     rt_counter *ring_reloads_failed;
     bool stopping;
+    bool draining;
 };
+
+/* The path given with --config (or the default file found), for rt_daemon_config_path. Set by
+ * parse_args before the daemon exists; one process parses one command line. */
+static const char *g_config_path;
 
 static void usage(const rt_daemon_spec *spec, FILE *out)
 {
@@ -112,6 +139,7 @@ rt_daemon_action rt_daemon_parse_args(const rt_daemon_spec *spec, int argc, char
     if (config == NULL && spec->default_config && access(spec->default_config, R_OK) == 0) {
         config = spec->default_config;
     }
+    g_config_path = config;
     char err[1024];
     if (config) {
         if (rt_cfg_load_file(config, spec->fields, spec->cfg, err, sizeof err) != 0) {
@@ -131,6 +159,11 @@ rt_daemon_action rt_daemon_parse_args(const rt_daemon_spec *spec, int argc, char
             return RT_DAEMON_EXIT_FAIL;
         }
         spec->daemon_cfg->log_level = (int)lv;
+    }
+    if (spec->check && spec->check(spec->cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "ringtail-%s: %s%s%s\n", spec->name, config ? config : "",
+                config ? ": " : "", err);
+        return RT_DAEMON_EXIT_FAIL;
     }
     if (check) {
         const char *ring = spec->daemon_cfg->ring.file;
@@ -154,6 +187,9 @@ static bool ready(void *arg, char *reason, size_t cap)
     if (d->stopping) {
         snprintf(reason, cap, "shutting down");
         return false;
+    }
+    if (d->hooks.ready) {
+        return d->hooks.ready(d->hooks.arg, reason, cap);
     }
     return true;
 }
@@ -219,12 +255,113 @@ static int load_ring(rt_daemon *d)
         rt_counter_inc(d->ring_reloads_failed);
         return -1;
     }
-    rt_membership_free(d->membership);
+    rt_membership *old = d->membership;
     d->membership = m;
     rt_counter_inc(d->ring_reloads_ok);
     rt_log(RT_LOG_INFO, "ring loaded", "file=%s nodes=%zu content_hash=%016llx", file,
            rt_ring_size(m->ring), (unsigned long long)rt_ring_content_hash(m->ring));
+    if (d->hooks.ring_changed) {
+        d->hooks.ring_changed(d->hooks.arg, m);
+    }
+    rt_membership_free(old);
     return 0;
+}
+
+/* ---- file watching ------------------------------------------------------------------------ */
+
+/* FNV-1a over the file's bytes; 0 when it cannot be read. */
+static uint64_t file_hash(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    uint64_t h = 1469598103934665603ull;
+    uint8_t chunk[8192];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            h = (h ^ chunk[i]) * 1099511628211ull;
+        }
+    }
+    close(fd);
+    return h;
+}
+
+static void ring_file_changed(rt_daemon *d)
+{
+    rt_log(RT_LOG_INFO, "ring file changed on disk, reloading", "file=%s",
+           d->spec->daemon_cfg->ring.file);
+    load_ring(d);
+}
+
+static void config_file_changed(rt_daemon *d)
+{
+    rt_log(RT_LOG_INFO, "config file changed on disk, reloading", "file=%s", d->config_path);
+    if (d->hooks.reload) {
+        d->hooks.reload(d->hooks.arg);
+    }
+}
+
+static void on_debounce(evutil_socket_t fd, short what, void *arg)
+{
+    watched_file *w = arg;
+    uint64_t h = file_hash(w->path);
+    if (h == 0 || h == w->content_hash) {
+        return; /* gone for a moment (rename in progress) or unchanged */
+    }
+    w->content_hash = h;
+    w->changed(w->d);
+}
+
+static void on_inotify(evutil_socket_t fd, short what, void *arg)
+{
+    rt_daemon *d = arg;
+    char events[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t n = read(fd, events, sizeof events);
+        if (n <= 0) {
+            break;
+        }
+        for (char *p = events; p < events + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            for (size_t i = 0; i < 2; i++) {
+                watched_file *w = &d->watch[i];
+                if (w->path && w->wd == ev->wd) {
+                    /* Any change in the directory may be ours (symlink swaps change other
+                     * names); the content hash decides. Act 200 ms after the last event. */
+                    struct timeval tv = {0, 200000};
+                    event_add(w->debounce, &tv);
+                }
+            }
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
+static void watch_file(rt_daemon *d, size_t slot, const char *path, void (*changed)(rt_daemon *))
+{
+    watched_file *w = &d->watch[slot];
+    if (path == NULL || path[0] == '\0' || d->inotify_fd < 0) {
+        return;
+    }
+    char *copy = rt_strdup(path);
+    const char *dir = dirname(copy);
+    int wd = inotify_add_watch(d->inotify_fd, dir,
+                               IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY);
+    if (wd < 0) {
+        rt_log(RT_LOG_WARN, "cannot watch file; SIGHUP still reloads it", "file=%s error=\"%s\"",
+               path, strerror(errno));
+        free(copy);
+        return;
+    }
+    free(copy);
+    w->d = d;
+    w->path = rt_strdup(path);
+    w->wd = wd;
+    w->content_hash = file_hash(path);
+    w->changed = changed;
+    w->debounce = evtimer_new(d->base, on_debounce, w);
 }
 
 rt_daemon *rt_daemon_start(const rt_daemon_spec *spec)
@@ -269,6 +406,14 @@ rt_daemon *rt_daemon_start(const rt_daemon_spec *spec)
     }
     rt_admin_set_ready_fn(d->admin, ready, d);
     rt_admin_add_handler(d->admin, "/ring", ring_page, d);
+    d->config_path = g_config_path;
+    d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (d->inotify_fd >= 0) {
+        d->inotify_ev = event_new(d->base, d->inotify_fd, EV_READ | EV_PERSIST, on_inotify, d);
+        event_add(d->inotify_ev, NULL);
+    }
+    watch_file(d, 0, spec->daemon_cfg->ring.file, ring_file_changed);
+    watch_file(d, 1, d->config_path, config_file_changed);
     d->workers = rt_workers_new((int)spec->daemon_cfg->workers);
     rt_log(RT_LOG_INFO, "started", "binary=ringtail-%s version=%s workers=%d admin_port=%u",
            spec->name, RT_VERSION, rt_workers_count(d->workers), rt_admin_port(d->admin));
@@ -302,22 +447,76 @@ const rt_membership *rt_daemon_membership(rt_daemon *d)
     return d->membership;
 }
 
+void rt_daemon_set_hooks(rt_daemon *d, const rt_daemon_hooks *hooks)
+{
+    d->hooks = *hooks;
+    if (d->hooks.ring_changed && d->membership) {
+        d->hooks.ring_changed(d->hooks.arg, d->membership);
+    }
+}
+
+void rt_daemon_stop_done(rt_daemon *d)
+{
+    event_base_loopbreak(d->base);
+}
+
+rt_admin *rt_daemon_admin(rt_daemon *d)
+{
+    return d->admin;
+}
+
+const char *rt_daemon_config_path(const rt_daemon *d)
+{
+    return d->config_path;
+}
+
 static bool on_signal(rt_signal_action action, void *arg)
 {
     rt_daemon *d = arg;
     if (action == RT_SIGNAL_RELOAD) {
+        rt_log(RT_LOG_INFO, "SIGHUP: reloading", "binary=ringtail-%s", d->spec->name);
         load_ring(d);
+        for (size_t i = 0; i < 2; i++) {
+            if (d->watch[i].path) {
+                d->watch[i].content_hash = file_hash(d->watch[i].path);
+            }
+        }
+        if (d->hooks.reload) {
+            d->hooks.reload(d->hooks.arg);
+        }
         return false;
     }
     d->stopping = true;
+    if (d->hooks.stop && !d->draining) {
+        d->draining = true;
+        rt_log(RT_LOG_INFO, "stop requested: draining (a second signal stops at once)",
+               "binary=ringtail-%s", d->spec->name);
+        d->hooks.stop(d->hooks.arg, d);
+        return false;
+    }
     return true;
 }
 
-int rt_daemon_run(rt_daemon *d)
+/* Teardown, then free everything. */
+static void finish(rt_daemon *d)
 {
     const char *name = d->spec->name;
-    rt_process_wait_signals(d->base, on_signal, d);
     rt_log(RT_LOG_INFO, "stopping", "binary=ringtail-%s", name);
+    if (d->spec->teardown) {
+        d->spec->teardown(d, d->spec->cfg);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (d->watch[i].debounce) {
+            event_free(d->watch[i].debounce);
+        }
+        free(d->watch[i].path);
+    }
+    if (d->inotify_ev) {
+        event_free(d->inotify_ev);
+    }
+    if (d->inotify_fd >= 0) {
+        close(d->inotify_fd);
+    }
     rt_workers_free(d->workers);
     rt_admin_free(d->admin);
     rt_membership_free(d->membership);
@@ -325,6 +524,12 @@ int rt_daemon_run(rt_daemon *d)
     event_base_free(d->base);
     free(d);
     rt_log(RT_LOG_INFO, "stopped", "binary=ringtail-%s", name);
+}
+
+int rt_daemon_run(rt_daemon *d)
+{
+    rt_process_wait_signals(d->base, on_signal, d);
+    finish(d);
     return 0;
 }
 
@@ -340,6 +545,11 @@ int rt_daemon_main(const rt_daemon_spec *spec, int argc, char **argv)
     case RT_DAEMON_RUN: {
         rt_daemon *d = rt_daemon_start(spec);
         if (d != NULL) {
+            if (spec->setup && spec->setup(d, spec->cfg) != 0) {
+                d->stopping = true;
+                finish(d);
+                break;
+            }
             rc = rt_daemon_run(d);
         }
         break;

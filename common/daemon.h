@@ -73,7 +73,43 @@ typedef struct rt_daemon_spec {
     void *cfg;                  /* the binary's config struct */
     rt_daemon_cfg *daemon_cfg;  /* inside cfg */
     const char *default_config; /* used when --config is not given and the file exists */
+    /* Optional extra validation for --check-config and start (cross-field rules the table
+     * cannot express). Returns 0, or -1 with a message in err. */
+    int (*check)(void *cfg, char *err, size_t errlen);
+    /* Called by rt_daemon_main after rt_daemon_start, on the main thread: open listeners, make
+     * per-worker state, set hooks. Returns 0, or -1 (logged by the callee) to exit with 1. */
+    int (*setup)(rt_daemon *d, void *cfg);
+    /* Called by rt_daemon_run after the main loop ended and before the workers stop: free
+     * per-worker state on the workers' threads (rt_workers_run_on_each). */
+    void (*teardown)(rt_daemon *d, void *cfg);
 } rt_daemon_spec;
+
+/* What a binary wants to hear about; every member is optional. All run on the main thread. */
+typedef struct rt_daemon_hooks {
+    /* The ring in force changed: after the first load at start (before setup returns, if the
+     * hooks are set in setup: then it runs from rt_daemon_set_hooks) and after each accepted
+     * reload (SIGHUP or a change of the file on disk). `m` is the daemon's and stays valid until
+     * the next call or the end of teardown; the binary may mark nodes up/down in m->ring (the
+     * /ring page shows that state). */
+    void (*ring_changed)(void *arg, rt_membership *m);
+    /* SIGHUP, or the config file changed on disk: re-read what can be reloaded. */
+    void (*reload)(void *arg);
+    /* SIGTERM/SIGINT: stop taking work and drain; call rt_daemon_stop_done(d) when finished
+     * (now or later from the main loop). Without this hook the daemon stops at once. A second
+     * signal during the drain stops at once. */
+    void (*stop)(void *arg, rt_daemon *d);
+    /* Extra readiness condition for /readyz (see rt_admin_ready_fn). */
+    bool (*ready)(void *arg, char *reason, size_t cap);
+    void *arg;
+} rt_daemon_hooks;
+
+void rt_daemon_set_hooks(rt_daemon *d, const rt_daemon_hooks *hooks);
+/* End a drain started by the stop hook: the main loop ends, then teardown runs. */
+void rt_daemon_stop_done(rt_daemon *d);
+/* The admin listener, to add pages. */
+rt_admin *rt_daemon_admin(rt_daemon *d);
+/* The config file in use (NULL when running on built-in defaults). */
+const char *rt_daemon_config_path(const rt_daemon *d);
 
 /* Parse the command line (--config FILE, --check-config, --help-config, --log-level L,
  * --help), load the config into spec->cfg (defaults first), print errors to stderr naming
@@ -90,7 +126,10 @@ struct event_base *rt_daemon_main_base(rt_daemon *d);
 /* The ring membership in force (NULL without a ring file). Main thread only. */
 const rt_membership *rt_daemon_membership(rt_daemon *d);
 /* Run until SIGTERM/SIGINT; SIGHUP re-reads the ring file (a bad file is logged and the
- * previous ring stays). Then stops the workers and frees everything. Returns the exit code. */
+ * previous ring stays) and calls the reload hook. The ring file and the config file are also
+ * watched (inotify on their directories, so editors that write a new file and rename it are
+ * seen); a change is acted on 200 ms after the last write. Then runs teardown, stops the
+ * workers and frees everything. Returns the exit code. */
 int rt_daemon_run(rt_daemon *d);
 
 /* The whole life of a binary: parse arguments, start, run until stopped, free the config.

@@ -280,6 +280,12 @@ static int span_parse(const uint8_t *msg, size_t len, rt_otlp_span_view *v, cons
 
 /* ---- the walker ------------------------------------------------------------------------ */
 
+int rt_otlp_span_parse(const uint8_t *span, size_t len, rt_otlp_span_view *v, char *err,
+                       size_t errlen)
+{
+    return span_parse(span, len, v, span, err, errlen);
+}
+
 void rt_otlp_scan_init(rt_otlp_scan *it, const uint8_t *buf, size_t len)
 {
     memset(it, 0, sizeof(*it));

@@ -98,6 +98,11 @@ void rt_otlp_scan_init(rt_otlp_scan *it, const uint8_t *buf, size_t len);
  * rt_otlp_validate(). */
 int rt_otlp_scan_next(rt_otlp_scan *it, rt_otlp_span_view *v);
 
+/* Parse one encoded Span message (as stored from v->span) into the span part of *v; the
+ * resource/scope part of *v is left untouched. Returns 0, or -1 with a message in `err`. */
+int rt_otlp_span_parse(const uint8_t *span, size_t len, rt_otlp_span_view *v, char *err,
+                       size_t errlen);
+
 /* ---- typed values and the attribute iterator ------------------------------------------- */
 
 /* Field numbers of the repeated KeyValue fields the attribute iterator is used on. */

@@ -152,16 +152,17 @@ static void barrier_task(rt_worker *w, void *arg)
     pthread_mutex_unlock(&b->lock);
 }
 
-void rt_workers_run_on_each(rt_workers *pool, rt_task_fn fn, void *arg)
+/* Post fn to `n` workers starting at `first` and wait for all of them. */
+static void run_and_wait(rt_worker *first, int n, rt_task_fn fn, void *arg)
 {
     barrier b;
     pthread_mutex_init(&b.lock, NULL);
     pthread_cond_init(&b.cond, NULL);
-    b.remaining = pool->n;
+    b.remaining = n;
     b.fn = fn;
     b.arg = arg;
-    for (int i = 0; i < pool->n; i++) {
-        rt_worker_post(&pool->workers[i], barrier_task, &b);
+    for (int i = 0; i < n; i++) {
+        rt_worker_post(&first[i], barrier_task, &b);
     }
     pthread_mutex_lock(&b.lock);
     while (b.remaining > 0) {
@@ -170,6 +171,16 @@ void rt_workers_run_on_each(rt_workers *pool, rt_task_fn fn, void *arg)
     pthread_mutex_unlock(&b.lock);
     pthread_mutex_destroy(&b.lock);
     pthread_cond_destroy(&b.cond);
+}
+
+void rt_workers_run_on_each(rt_workers *pool, rt_task_fn fn, void *arg)
+{
+    run_and_wait(pool->workers, pool->n, fn, arg);
+}
+
+void rt_workers_run_on_one(rt_worker *w, rt_task_fn fn, void *arg)
+{
+    run_and_wait(w, 1, fn, arg);
 }
 
 static void stop_task(rt_worker *w, void *arg)

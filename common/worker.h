@@ -37,6 +37,8 @@ void rt_worker_post(rt_worker *w, rt_task_fn fn, void *arg);
 /* Run fn on every worker's thread and wait until all have returned (for set-up and
  * tear-down of per-worker state). Must not be called from a worker thread. */
 void rt_workers_run_on_each(rt_workers *pool, rt_task_fn fn, void *arg);
+/* Run fn on w's thread and wait until it has returned. Not from a worker thread. */
+void rt_workers_run_on_one(rt_worker *w, rt_task_fn fn, void *arg);
 /* Ask every loop to finish and join the threads. Idempotent. */
 void rt_workers_stop(rt_workers *pool);
 /* Stop (if needed) and free. Tolerates NULL. */

@@ -1,0 +1,129 @@
+/* trace_buffer.h - one worker's share of the sampler's pending traces: raw span bytes grouped
+ * per trace, the decision timers, the bounds, the decision caches and duplicate suppression.
+ *
+ * A sampler runs one rt_tbuf per worker thread; traces are sharded over workers by trace-id
+ * hash (rt_tbuf_shard_of), so a trace is only ever touched by one thread and nothing here
+ * takes a lock. Time is always passed in (`now_ns`, monotonic), so tests drive it.
+ *
+ * Storage: span bytes are copied once into per-trace storage; the Resource and
+ * InstrumentationScope blocks they came under are interned per buffer (refcounted, keyed by
+ * content), so a thousand spans of one service share one copy. The per-trace summary
+ * (rt_trace_summary) and the policy engine's per-trace state are updated on ingest, so deciding
+ * never re-parses spans.
+ *
+ * When a trace is decided (rt_tbuf_decide_cause):
+ *   - decision_wait after its first span (OTel semantics), or
+ *   - wait_after_root after its root span arrived (if > 0), or
+ *   - max_age after its first span whatever else happens (a hard bound), or
+ *   - early, oldest first, when a new trace would exceed max_traces or a new span max_bytes
+ *     (never thrown away undecided), or
+ *   - at shutdown (rt_tbuf_decide_all).
+ * Timers are a hashed timing wheel (tick resolution ~10 ms), so 10^6 pending traces cost
+ * nothing per tick beyond the ones that are due.
+ *
+ * A kept trace is emitted as one complete ExportTraceServiceRequest (spans grouped under their
+ * resource and scope) in which every span carries the attribute `tailsampling.policy` = name of
+ * the policy that kept it, appended without re-encoding the span. Requests emitted may be
+ * concatenated by the exporter (repeated fields concatenate in protobuf).
+ *
+ * After the decision the trace id goes into the sampled or the not-sampled decision cache
+ * (bounded, oldest forgotten first). A late span of a cached trace follows that decision at
+ * once: emitted alone (with the same policy attribute) or discarded and counted. A late span of
+ * a trace no longer in either cache starts a new trace (and is counted as such).
+ *
+ * Duplicates: a span whose (trace id, span id) was already buffered for a pending trace is
+ * discarded and counted; a late span of a sampled trace is checked against a bounded set of
+ * the span ids already emitted for recently sampled traces, so a client retry arriving after
+ * the decision is not exported twice either.
+ *
+ * Metrics (registered by rt_tbuf_new in `reg`, shared by every worker's buffer; names prefixed
+ * ringtail_sampler_): traces_received_total, spans_received_total, traces_pending,
+ * bytes_buffered, decisions_total{decision,cause}, early_decisions_total{reason=traces|bytes},
+ * late_spans_total{cached=sampled|not_sampled|none}, duplicate_spans_total,
+ * spans_discarded_total{reason=not_sampled|dropped_by_policy|late_not_sampled|duplicate|
+ * trace_too_large}, decision_latency_seconds (histogram, first span to decision).
+ */
+#ifndef RT_TRACE_BUFFER_H
+#define RT_TRACE_BUFFER_H
+
+#include "buf.h"
+#include "metrics.h"
+#include "policy.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum rt_tbuf_cause {
+    RT_TBUF_CAUSE_WAIT = 0,  /* decision_wait elapsed */
+    RT_TBUF_CAUSE_ROOT,      /* wait_after_root elapsed after the root span */
+    RT_TBUF_CAUSE_MAX_AGE,   /* hard maximum age */
+    RT_TBUF_CAUSE_OVERFLOW,  /* decided early: max_traces or max_bytes */
+    RT_TBUF_CAUSE_SHUTDOWN,  /* rt_tbuf_decide_all */
+    RT_TBUF_CAUSE_COUNT_,
+} rt_tbuf_cause;
+
+typedef struct rt_tbuf_opts {
+    uint64_t decision_wait_ns;       /* > 0 */
+    uint64_t wait_after_root_ns;     /* 0 = off */
+    uint64_t max_age_ns;             /* 0 = off; else >= decision_wait_ns */
+    uint64_t max_traces;             /* this buffer's share of num_traces; > 0 */
+    uint64_t max_bytes;              /* this buffer's share of max_buffer_bytes; > 0 */
+    uint64_t max_trace_bytes;        /* maximum_trace_size_bytes: a pending trace over this is
+                                      * discarded (counted, reason trace_too_large); 0 = off */
+    uint64_t sampled_cache_size;     /* trace ids remembered as kept (this buffer's share) */
+    uint64_t non_sampled_cache_size; /* trace ids remembered as not kept */
+    uint64_t emitted_span_ids;       /* span ids of sampled traces remembered for dedup */
+    bool block_on_overflow;          /* rt_tbuf_full() reports pressure instead of deciding
+                                      * early (ingest still never drops: it decides early) */
+    const char *policy_attr;         /* attribute key added to kept spans; NULL =
+                                      * "tailsampling.policy" */
+} rt_tbuf_opts;
+
+/* A kept trace, or a late span of a kept trace: `req` holds a complete
+ * ExportTraceServiceRequest with `spans` spans. The callee may take the bytes with
+ * rt_buf_steal (the buffer reuses `req` otherwise). Called from inside rt_tbuf_ingest,
+ * rt_tbuf_tick and rt_tbuf_decide_all. */
+typedef void (*rt_tbuf_emit_fn)(void *arg, rt_buf *req, size_t spans);
+
+typedef struct rt_tbuf rt_tbuf;
+
+/* `engine` is borrowed (see rt_tbuf_set_engine); `reg` may be NULL (no metrics). */
+rt_tbuf *rt_tbuf_new(const rt_tbuf_opts *opts, rt_policy_engine *engine, rt_tbuf_emit_fn emit,
+                     void *emit_arg, rt_metrics_registry *reg);
+/* Frees everything still pending WITHOUT deciding it (call rt_tbuf_decide_all first). */
+void rt_tbuf_free(rt_tbuf *b);
+
+/* Which of `n_shards` buffers owns a trace (stable; independent of the ring's hash). */
+unsigned rt_tbuf_shard_of(const uint8_t *trace_id, size_t len, unsigned n_shards);
+
+/* Buffer every span of `req`, a validated ExportTraceServiceRequest whose traces all belong to
+ * this buffer. Spans of decided traces follow the cached decision at once; duplicates are
+ * discarded. May decide older traces early to stay within bounds (and emit them). Returns the
+ * number of spans taken (buffered, emitted or discarded as above: all of them), or -1 if `req`
+ * turns out malformed (the spans before the bad byte stay taken; callers pass validated
+ * requests, so this is a bug guard). */
+long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns);
+
+/* Decide every trace that is due at `now_ns`. Call from a periodic timer (every ~10-100 ms). */
+void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns);
+/* Decide every pending trace now (cause SHUTDOWN). */
+void rt_tbuf_decide_all(rt_tbuf *b, uint64_t now_ns);
+
+/* Switch to a new engine (policy reload): every pending trace's policy state is rebuilt by
+ * observing its buffered spans again with `engine`, so decisions use the new policies. The old
+ * engine is no longer referenced afterwards. */
+void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine);
+
+/* With block_on_overflow: true while the buffer is at its trace or byte bound, so intake should
+ * answer 429/503 instead of taking more. Always false otherwise. */
+bool rt_tbuf_full(const rt_tbuf *b);
+
+typedef struct rt_tbuf_stats {
+    uint64_t pending_traces;
+    uint64_t buffered_bytes; /* span bytes + interned blocks + per-trace/per-span overhead */
+    uint64_t buffered_spans;
+} rt_tbuf_stats;
+void rt_tbuf_stats_get(const rt_tbuf *b, rt_tbuf_stats *out);
+
+#endif
