@@ -1,0 +1,83 @@
+/* policy_boolean_attribute.c - the boolean_attribute policy: a resource or span attribute `key`
+ * holding the boolean `value`. Only boolean values are compared (OTel reads other types as
+ * false; we ignore them). invert_match samples the traces in which no resource or span has
+ * it (the same whole-trace reading as string_attribute). */
+#include "policy_internal.h"
+
+#include <stddef.h>
+#include <string.h>
+
+typedef struct boolean_attr_cfg {
+    char *key;
+    bool value;
+    bool invert_match;
+    size_t keylen; /* derived */
+} boolean_attr_cfg;
+
+static const rt_cfg_field fields[] = {
+    {.key = "key",
+     .type = RT_CFG_STRING,
+     .offset = offsetof(boolean_attr_cfg, key),
+     .flags = RT_CFG_F_REQUIRED,
+     .help = "Attribute key looked up on resources and spans."},
+    {.key = "value",
+     .type = RT_CFG_BOOL,
+     .offset = offsetof(boolean_attr_cfg, value),
+     .def = "false",
+     .help = "The boolean value that matches."},
+    {.key = "invert_match",
+     .type = RT_CFG_BOOL,
+     .offset = offsetof(boolean_attr_cfg, invert_match),
+     .def = "false",
+     .help = "Sample traces in which no resource or span has the key with this value."},
+    {0},
+};
+
+static int prepare(rt_cfg_ctx *ctx, const rt_cfg_node *block, const char *path, void *cfg)
+{
+    boolean_attr_cfg *c = cfg;
+    if (c->key[0] == '\0') {
+        rt_cfg_error(ctx, rt_cfg_node_line(rt_cfg_node_get(block, "key")), path,
+                     "key: must not be empty");
+        return -1;
+    }
+    c->keylen = strlen(c->key);
+    return 0;
+}
+
+static bool value_matches(const void *cfg, const rt_otlp_value *val, bool on_span)
+{
+    (void)on_span;
+    const boolean_attr_cfg *c = cfg;
+    return val->type == RT_OTLP_VAL_BOOL && (val->b != 0) == c->value;
+}
+
+static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
+{
+    const boolean_attr_cfg *c = cfg;
+    uint8_t *hit = st;
+    if (*hit == 0 && rt_pol_attr_any(v, c->key, c->keylen, value_matches, cfg)) {
+        *hit = 1;
+    }
+}
+
+static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_trace_summary *sum,
+                          uint64_t now_ns)
+{
+    (void)rt;
+    (void)sum;
+    (void)now_ns;
+    const boolean_attr_cfg *c = cfg;
+    bool hit = *(const uint8_t *)st != 0;
+    return hit != c->invert_match ? RT_DECISION_SAMPLED : RT_DECISION_NOT_SAMPLED;
+}
+
+const rt_pol_ops rt_pol_boolean_attribute_ops = {
+    .type = "boolean_attribute",
+    .fields = fields,
+    .cfg_size = sizeof(boolean_attr_cfg),
+    .prepare = prepare,
+    .state_size = 1,
+    .observe = observe,
+    .decide = decide,
+};
