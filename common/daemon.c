@@ -113,6 +113,9 @@ rt_daemon_action rt_daemon_parse_args(const rt_daemon_spec *spec, int argc, char
         case 'H': {
             rt_buf out = RT_BUF_INIT;
             rt_cfg_describe(spec->fields, NULL, &out);
+            if (spec->describe) {
+                spec->describe(&out);
+            }
             fwrite(out.data, 1, out.len, stdout);
             rt_buf_free(&out);
             return RT_DAEMON_EXIT_OK;

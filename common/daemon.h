@@ -73,6 +73,9 @@ typedef struct rt_daemon_spec {
     void *cfg;                  /* the binary's config struct */
     rt_daemon_cfg *daemon_cfg;  /* inside cfg */
     const char *default_config; /* used when --config is not given and the file exists */
+    /* Optional: documentation of keys the table cannot describe (custom fields), appended to
+     * --help-config. */
+    void (*describe)(rt_buf *out);
     /* Optional extra validation for --check-config and start (cross-field rules the table
      * cannot express). Returns 0, or -1 with a message in err. */
     int (*check)(void *cfg, char *err, size_t errlen);

@@ -39,7 +39,7 @@
 
 #include <event2/event.h>
 #include <stdbool.h>
-#include <stddef.h>
+#include <stddef.h> /* offsetof in RT_EXPORTERS_FIELD */
 #include <stdint.h>
 
 /* Parsed `exporters:` list (a custom config field; see rt_exporters_field). */
@@ -53,14 +53,32 @@ typedef struct rt_exporters_cfg {
 int rt_exporters_cfg_parse(rt_cfg_ctx *ctx, const rt_cfg_node *node, const char *path,
                            void *field);
 void rt_exporters_cfg_free(void *field);
-/* Append the documentation of an exporter entry's keys (for --help-config). */
+/* Append the documentation of an exporter entry's keys (for --help-config). `prefix` is put
+ * before each key; NULL = "exporters[]". */
 void rt_exporters_cfg_describe(const char *prefix, rt_buf *out);
+
+/* The rt_cfg_field entry for an rt_exporters_cfg member `member` of struct type `st`, under the
+ * key `exporters` (no default: an absent or empty list means the default file). */
+#define RT_EXPORTERS_FIELD(st, member)                                                             \
+    {                                                                                              \
+        .key = "exporters", .type = RT_CFG_CUSTOM, .offset = offsetof(st, member),                 \
+        .parse = rt_exporters_cfg_parse, .free = rt_exporters_cfg_free,                            \
+        .type_name = "list of exporters",                                                          \
+        .help = "Where kept traces go; every exporter gets every kept trace. Keys of each entry: " \
+                "exporters[].*. None = OTLP/JSON lines to the default file."                       \
+    }
+
+/* Read-only views of one parsed entry (for logs and tests): its name, and its type as spelled in
+ * the config ("otlp_http", "otlp_grpc", "file"). */
+const char *rt_exporter_cfg_name(const rt_exporter_cfg *c);
+const char *rt_exporter_cfg_type(const rt_exporter_cfg *c);
 
 typedef struct rt_exporter rt_exporter;
 
 /* One worker's exporter for every backend in `cfg` (borrowed; must outlive it). With cfg->n ==
- * 0 a single file exporter writing to `default_file` is used. `n_workers` divides the queue
- * bounds. Returns NULL with a message in `err` (bad TLS files, file not writable). */
+ * 0 a single file exporter writing to `default_file` is used (its metrics label is
+ * exporter="default"). `n_workers` divides the queue bounds. Returns NULL with a message in `err`
+ * (bad TLS files, file not writable). */
 rt_exporter *rt_exporter_new(struct event_base *base, const rt_exporters_cfg *cfg,
                              const char *default_file, unsigned n_workers,
                              rt_metrics_registry *reg, char *err, size_t errlen);
@@ -79,7 +97,8 @@ size_t rt_exporter_pending_spans(const rt_exporter *x);
  * is still pending then is dropped with reason shutdown. */
 void rt_exporter_drain(rt_exporter *x, uint64_t deadline_ns, void (*done)(void *arg), void *arg);
 
-/* Free on the event_base's thread; what is still queued is counted as dropped (shutdown). */
+/* Free on the event_base's thread; what is still queued is counted as dropped (shutdown). A
+ * drain callback not yet called is not called. May be called from the drain callback. */
 void rt_exporter_free(rt_exporter *x);
 
 #endif
