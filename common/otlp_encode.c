@@ -7,17 +7,18 @@
 #include "alloc.h"
 
 /* Field numbers (opentelemetry-proto). */
-#define REQ_RESOURCE_SPANS 1
-#define RS_RESOURCE        1
-#define RS_SCOPE_SPANS     2
-#define RS_SCHEMA_URL      3
-#define SS_SCOPE           1
-#define SS_SPANS           2
-#define SS_SCHEMA_URL      3
-#define SPAN_ATTRIBUTES    9
-#define KV_KEY             1
-#define KV_VALUE           2
-#define ANY_STRING         1
+#define REQ_RESOURCE_SPANS  1
+#define RS_RESOURCE         1
+#define RS_SCOPE_SPANS      2
+#define RS_SCHEMA_URL       3
+#define SS_SCOPE            1
+#define SS_SPANS            2
+#define SS_SCHEMA_URL       3
+#define SPAN_ATTRIBUTES     9
+#define RESOURCE_ATTRIBUTES 1
+#define KV_KEY              1
+#define KV_VALUE            2
+#define ANY_STRING          1
 
 void rt_otlp_enc_init(rt_otlp_enc *enc)
 {
@@ -61,9 +62,20 @@ void rt_otlp_enc_resource(rt_otlp_enc *enc, const uint8_t *resource, size_t len,
     rt_otlp_enc_res_rec *r = &enc->res[enc->n_res++];
     r->resource = mk_slice(resource, len);
     r->schema_url = mk_slice(schema_url, url_len);
+    r->akey = r->aval = (rt_pb_slice){NULL, 0};
     r->first_scope = enc->n_scopes;
     r->n_scopes = 0;
     r->size = 0;
+}
+
+void rt_otlp_enc_resource_with_attr(rt_otlp_enc *enc, const uint8_t *resource, size_t len,
+                                    const uint8_t *schema_url, size_t url_len, const char *key,
+                                    size_t klen, const char *val, size_t vlen)
+{
+    rt_otlp_enc_resource(enc, resource, len, schema_url, url_len);
+    rt_otlp_enc_res_rec *r = &enc->res[enc->n_res - 1];
+    r->akey = mk_slice((const uint8_t *)key, klen);
+    r->aval = mk_slice((const uint8_t *)val, vlen);
 }
 
 void rt_otlp_enc_scope(rt_otlp_enc *enc, const uint8_t *scope, size_t len,
@@ -137,8 +149,12 @@ size_t rt_otlp_enc_finish(rt_otlp_enc *enc)
     for (size_t i = 0; i < enc->n_res; i++) {
         rt_otlp_enc_res_rec *r = &enc->res[i];
         size_t rsize = 0;
-        if (r->resource.p) {
-            rsize += rt_pb_len_field_size(RS_RESOURCE, r->resource.len);
+        r->res_len = r->resource.len;
+        if (r->akey.p) {
+            r->res_len += rt_otlp_str_attr_size(RESOURCE_ATTRIBUTES, r->akey.len, r->aval.len);
+        }
+        if (r->resource.p || r->akey.p) {
+            rsize += rt_pb_len_field_size(RS_RESOURCE, r->res_len);
         }
         for (size_t j = r->first_scope; j < r->first_scope + r->n_scopes; j++) {
             rt_otlp_enc_scope_rec *s = &enc->scopes[j];
@@ -163,8 +179,15 @@ size_t rt_otlp_enc_finish(rt_otlp_enc *enc)
     for (size_t i = 0; i < enc->n_res; i++) {
         rt_otlp_enc_res_rec *r = &enc->res[i];
         rt_pb_append_len_prefix(b, REQ_RESOURCE_SPANS, r->size);
-        if (r->resource.p) {
-            rt_pb_append_len_field(b, RS_RESOURCE, r->resource.p, r->resource.len);
+        if (r->resource.p || r->akey.p) {
+            rt_pb_append_len_prefix(b, RS_RESOURCE, r->res_len);
+            if (r->resource.len) {
+                rt_buf_append(b, r->resource.p, r->resource.len);
+            }
+            if (r->akey.p) {
+                rt_otlp_append_str_attr(b, RESOURCE_ATTRIBUTES, (const char *)r->akey.p,
+                                        r->akey.len, (const char *)r->aval.p, r->aval.len);
+            }
         }
         for (size_t j = r->first_scope; j < r->first_scope + r->n_scopes; j++) {
             rt_otlp_enc_scope_rec *s = &enc->scopes[j];

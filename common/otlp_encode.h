@@ -41,6 +41,9 @@ typedef struct rt_otlp_enc_scope_rec {
 typedef struct rt_otlp_enc_res_rec {
     rt_pb_slice resource; /* p NULL: no resource field */
     rt_pb_slice schema_url;
+    rt_pb_slice akey; /* optional extra string attribute appended to the Resource (p NULL: none) */
+    rt_pb_slice aval;
+    size_t res_len; /* Resource payload size including the extra attribute, filled at finish */
     size_t first_scope, n_scopes;
     size_t size; /* ResourceSpans payload size, filled at finish */
 } rt_otlp_enc_res_rec;
@@ -67,6 +70,13 @@ void rt_otlp_enc_begin(rt_otlp_enc *enc, rt_buf *out);
  * All bytes are borrowed and must stay valid until rt_otlp_enc_finish(). */
 void rt_otlp_enc_resource(rt_otlp_enc *enc, const uint8_t *resource, size_t len,
                           const uint8_t *schema_url, size_t url_len);
+
+/* Like rt_otlp_enc_resource, but the Resource gets one more string attribute `key` = `val`
+ * appended (a Resource is written even when `resource` is NULL). key/val are borrowed too.
+ * Samplers use it to sign what they export (ringtail.sampler.id). */
+void rt_otlp_enc_resource_with_attr(rt_otlp_enc *enc, const uint8_t *resource, size_t len,
+                                    const uint8_t *schema_url, size_t url_len, const char *key,
+                                    size_t klen, const char *val, size_t vlen);
 
 /* Open a new ScopeSpans inside the current ResourceSpans (one with no resource is opened
  * implicitly if none is). Same conventions as rt_otlp_enc_resource. */

@@ -403,7 +403,7 @@ static int get_u32(in_ctx *c, const json_t *obj, const char *camel, const char *
 {
     const char *key;
     json_t *v = field(obj, camel, snake, &key);
-    uint64_t u;
+    uint64_t u = 0;
     if (v == NULL) {
         return 0;
     }

@@ -50,8 +50,7 @@ typedef struct rt_exporters_cfg {
 } rt_exporters_cfg;
 
 /* Parse / free callbacks for an RT_CFG_CUSTOM field whose storage is rt_exporters_cfg. */
-int rt_exporters_cfg_parse(rt_cfg_ctx *ctx, const rt_cfg_node *node, const char *path,
-                           void *field);
+int rt_exporters_cfg_parse(rt_cfg_ctx *ctx, const rt_cfg_node *node, const char *path, void *field);
 void rt_exporters_cfg_free(void *field);
 /* Append the documentation of an exporter entry's keys (for --help-config). `prefix` is put
  * before each key; NULL = "exporters[]". */
@@ -80,8 +79,8 @@ typedef struct rt_exporter rt_exporter;
  * exporter="default"). `n_workers` divides the queue bounds. Returns NULL with a message in `err`
  * (bad TLS files, file not writable). */
 rt_exporter *rt_exporter_new(struct event_base *base, const rt_exporters_cfg *cfg,
-                             const char *default_file, unsigned n_workers,
-                             rt_metrics_registry *reg, char *err, size_t errlen);
+                             const char *default_file, unsigned n_workers, rt_metrics_registry *reg,
+                             char *err, size_t errlen);
 
 /* Hand over a complete ExportTraceServiceRequest with `spans` spans (for every backend). The
  * bytes are copied into each backend's current batch (requests concatenate); a batch is sent

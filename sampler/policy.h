@@ -94,5 +94,4 @@ typedef struct rt_policy_result {
 rt_decision rt_policy_decide(rt_policy_engine *e, void *state, const rt_trace_summary *sum,
                              uint64_t now_ns, rt_policy_result *out);
 
-
 #endif

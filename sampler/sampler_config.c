@@ -177,8 +177,7 @@ static const rt_cfg_field processors_fields[] = {
     {0},
 };
 
-static int exporters_parse(rt_cfg_ctx *ctx, const rt_cfg_node *node, const char *path,
-                           void *field)
+static int exporters_parse(rt_cfg_ctx *ctx, const rt_cfg_node *node, const char *path, void *field)
 {
     return rt_exporters_cfg_parse(ctx, node, path, field);
 }
@@ -263,8 +262,8 @@ int rt_sampler_cfg_check(void *arg, char *err, size_t errlen)
         int found = rt_ring_find(m->ring, cfg->node_id);
         rt_membership_free(m);
         if (found < 0) {
-            snprintf(err, errlen, "node_id \"%s\" is not a node of the ring file %s",
-                     cfg->node_id, ring);
+            snprintf(err, errlen, "node_id \"%s\" is not a node of the ring file %s", cfg->node_id,
+                     ring);
             return -1;
         }
     }

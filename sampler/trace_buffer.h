@@ -41,7 +41,20 @@
  * bytes_buffered, decisions_total{decision,cause}, early_decisions_total{reason=traces|bytes},
  * late_spans_total{cached=sampled|not_sampled|none}, duplicate_spans_total,
  * spans_discarded_total{reason=not_sampled|dropped_by_policy|late_not_sampled|duplicate|
- * trace_too_large}, decision_latency_seconds (histogram, first span to decision).
+ * trace_too_large|shutdown}, decision_latency_seconds (histogram, first span to decision).
+ *
+ * Notes on the implementation (trace_buffer.c):
+ *   - Once the root span has arrived (and wait_after_root > 0), the trace is due at root arrival
+ *     + wait_after_root, which replaces first + decision_wait ("once the root span arrives, decide
+ *     after this"); max_age then caps it. That is the only case in which max_age changes anything,
+ *     since decision_wait counts from the first span and max_age >= decision_wait.
+ *   - late_spans_total has no cached="none" series: a late span of a trace no longer in either
+ *     cache cannot be told from the first span of a new trace; it starts a new trace and is
+ *     counted in traces_received_total.
+ *   - Duplicate detection needs an 8-byte, non-zero span id; other spans are never deduplicated.
+ *   - buffered_bytes counts requested allocation sizes plus 16 bytes per allocation (malloc
+ *     header) and two hash-table slots per trace; max_bytes bounds it before each span is copied
+ *     (the Resource/scope blocks a span comes under are interned, and counted, first).
  */
 #ifndef RT_TRACE_BUFFER_H
 #define RT_TRACE_BUFFER_H
@@ -55,13 +68,15 @@
 #include <stdint.h>
 
 typedef enum rt_tbuf_cause {
-    RT_TBUF_CAUSE_WAIT = 0,  /* decision_wait elapsed */
-    RT_TBUF_CAUSE_ROOT,      /* wait_after_root elapsed after the root span */
-    RT_TBUF_CAUSE_MAX_AGE,   /* hard maximum age */
-    RT_TBUF_CAUSE_OVERFLOW,  /* decided early: max_traces or max_bytes */
-    RT_TBUF_CAUSE_SHUTDOWN,  /* rt_tbuf_decide_all */
+    RT_TBUF_CAUSE_WAIT = 0, /* decision_wait elapsed */
+    RT_TBUF_CAUSE_ROOT,     /* wait_after_root elapsed after the root span */
+    RT_TBUF_CAUSE_MAX_AGE,  /* hard maximum age */
+    RT_TBUF_CAUSE_OVERFLOW, /* decided early: max_traces or max_bytes */
+    RT_TBUF_CAUSE_SHUTDOWN, /* rt_tbuf_decide_all */
     RT_TBUF_CAUSE_COUNT_,
 } rt_tbuf_cause;
+
+#define RT_TBUF_SAMPLER_ID_ATTR "ringtail.sampler.id"
 
 typedef struct rt_tbuf_opts {
     uint64_t decision_wait_ns;       /* > 0 */
@@ -78,6 +93,9 @@ typedef struct rt_tbuf_opts {
                                       * early (ingest still never drops: it decides early) */
     const char *policy_attr;         /* attribute key added to kept spans; NULL =
                                       * "tailsampling.policy" */
+    const char *sampler_id;          /* non-empty: every emitted Resource gets the attribute
+                                      * RT_TBUF_SAMPLER_ID_ATTR = this, so a backend (and the
+                                      * bench sink) can tell which sampler exported a span */
 } rt_tbuf_opts;
 
 /* A kept trace, or a late span of a kept trace: `req` holds a complete
@@ -109,6 +127,10 @@ long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
 void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns);
 /* Decide every pending trace now (cause SHUTDOWN). */
 void rt_tbuf_decide_all(rt_tbuf *b, uint64_t now_ns);
+
+/* Drop every pending trace undecided, counting its spans as discarded (reason shutdown); for
+ * drop_pending_traces_on_shutdown. */
+void rt_tbuf_discard_all(rt_tbuf *b);
 
 /* Switch to a new engine (policy reload): every pending trace's policy state is rebuilt by
  * observing its buffered spans again with `engine`, so decisions use the new policies. The old

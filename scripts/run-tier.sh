@@ -19,11 +19,13 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-sed "s|^  listen: .*|  listen: 127.0.0.1:8888|" config/router.yaml > "$run/router.yaml"
-build/ringtail-router --config "$run/router.yaml" &
+build/ringtail-router --config config/router.yaml &
 pids+=($!)
+# config/sampler.yaml is sampler-1 on 127.0.0.2; the others differ in address and node id.
 for i in 1 2 3; do
-  sed "s|^  listen: .*|  listen: 127.0.0.$((i + 1)):8888|" config/sampler.yaml > "$run/sampler-$i.yaml"
+  sed -e "s/127\.0\.0\.2:/127.0.0.$((i + 1)):/g" -e "s/^node_id: .*/node_id: sampler-$i/" \
+    -e "s|^default_export_file: .*|default_export_file: $run/kept-traces.jsonl|" \
+    config/sampler.yaml > "$run/sampler-$i.yaml"
   build/ringtail-sampler --config "$run/sampler-$i.yaml" &
   pids+=($!)
 done

@@ -9,6 +9,7 @@ PKGS=(
   build-essential cmake pkg-config git ca-certificates curl openssl procps
   libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libyaml-dev
   libmurmurhash-dev libnghttp2-dev zlib1g-dev libjansson-dev libcmocka-dev
+  jq          # the bench and integration scripts read JSON reports
   prometheus  # for promtool, which checks our /metrics output
 )
 

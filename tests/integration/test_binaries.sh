@@ -13,6 +13,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+trap 'echo "FAIL: command at line $LINENO exited $?" >&2' ERR
 
 ring3='nodes:
   - {id: s1, endpoint: "127.0.0.2:4318"}
@@ -45,7 +46,13 @@ admin:
   listen: 127.0.0.1:0
 ring:
   file: $tmp/ring.yaml
+listeners:
+  http: {listen: "127.0.0.1:0"}
+  grpc: {listen: "127.0.0.1:0"}
 EOC
+  if [ "$bin" = sampler ]; then
+    echo "default_export_file: $tmp/kept.jsonl" >> "$tmp/$bin.yaml"
+  fi
   # --check-config: good file, unknown key with its line, bad value, bad ring file.
   "$exe" --config "$tmp/$bin.yaml" --check-config >/dev/null || fail "$bin: good config rejected"
   printf 'log_level: info\nworkers: 2\nadmn:\n  listen: x\n' > "$tmp/bad.yaml"
@@ -58,7 +65,7 @@ EOC
   sed "s|$tmp/ring.yaml|$tmp/badring.yaml|" "$tmp/$bin.yaml" > "$tmp/bad.yaml"
   out=$("$exe" --config "$tmp/bad.yaml" --check-config 2>&1) && fail "$bin: bad ring accepted"
   grep -q 'badring.yaml:3: nodes\[1\].id: duplicate node id "s1"' <<<"$out" || fail "$bin: ring message: $out"
-  "$exe" --help-config | grep -q '^ring.file' || fail "$bin: --help-config lacks ring.file"
+  "$exe" --help-config | grep '^ring.file' >/dev/null || fail "$bin: --help-config lacks ring.file"
 
   # Run it.
   "$exe" --config "$tmp/$bin.yaml" 2> "$tmp/$bin.log" &
@@ -94,6 +101,18 @@ EOC
   done
   [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 4 ] || fail "$bin: good ring edit not applied"
   [ "$(metric "$port" "ringtail_${bin}_ring_content_hash")" != "$hash3" ] || fail "$bin: hash unchanged"
+
+  # The file is watched: an edit applies without any signal, also when the editor replaces
+  # the file by renaming a new one over it.
+  printf '%s\n  - {id: s4, endpoint: "127.0.0.5:4318"}\n  - {id: s5, endpoint: "127.0.0.6:4318"}\n' \
+    "$ring3" > "$tmp/ring.new"
+  mv "$tmp/ring.new" "$tmp/ring.yaml"
+  for _ in $(seq 1 50); do
+    [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 5 ] && break
+    sleep 0.1
+  done
+  [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 5 ] || fail "$bin: watched ring edit not applied"
+  grep -q 'ring file changed on disk' "$tmp/$bin.log" || fail "$bin: no log line for the watched edit"
 
   # SIGTERM: clean exit.
   kill -TERM "$pid"

@@ -58,9 +58,12 @@ static void test_seed_fixture_loads_unchanged(void **state)
     assert_int_equal(ts->num_traces, 100000);
     assert_int_equal(ts->expected_new_traces_per_sec, 200);
     assert_int_equal(rt_policy_set_count(ts->policies), 6);
-    const char *names[] = {"keep-errors",   "keep-slow",
-                           "keep-tool-heavy", "keep-baseline",
-                           "keep-baseline-rate-cap", "keep-debug-tenants"};
+    const char *names[] = {"keep-errors",
+                           "keep-slow",
+                           "keep-tool-heavy",
+                           "keep-baseline",
+                           "keep-baseline-rate-cap",
+                           "keep-debug-tenants"};
     const char *types[] = {"status_code",   "latency",       "span_count",
                            "probabilistic", "rate_limiting", "string_attribute"};
     for (size_t i = 0; i < 6; i++) {

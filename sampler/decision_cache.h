@@ -1,0 +1,46 @@
+/* decision_cache.h - a bounded set of 16-byte keys with a 32-bit value each, forgetting the
+ * oldest insertion first (FIFO).
+ *
+ * The sampler keeps three: trace ids decided as sampled (value: which policy name kept them),
+ * trace ids decided as not sampled, and (span id, trace id) keys of spans already emitted, for
+ * duplicate suppression after the decision. Storage is allocated once at init: a ring of
+ * `capacity` entries in insertion order plus an open-addressed index (linear probing, at most
+ * half full, backward-shift deletion), about 28-36 bytes per key. Not thread-safe.
+ */
+#ifndef RT_DECISION_CACHE_H
+#define RT_DECISION_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RT_DCACHE_KEY 16
+
+typedef struct rt_dcache_ent {
+    uint8_t key[RT_DCACHE_KEY];
+    uint32_t val;
+} rt_dcache_ent;
+
+typedef struct rt_dcache {
+    size_t capacity;     /* 0: the cache is off (nothing is remembered) */
+    size_t n;            /* keys held */
+    size_t head;         /* ring position of the next insertion (= oldest when full) */
+    rt_dcache_ent *ents; /* owned: ring of `capacity` entries */
+    uint32_t *index;     /* owned: entry position + 1, 0 = empty */
+    size_t mask;         /* index size - 1 */
+} rt_dcache;
+
+/* Allocate a cache for `capacity` keys (0: off). */
+void rt_dcache_init(rt_dcache *c, size_t capacity);
+void rt_dcache_free(rt_dcache *c);
+
+/* Returns true and stores the value in *val (may be NULL) if `key` is held. */
+bool rt_dcache_get(const rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint32_t *val);
+/* Remember `key` with `val` (a key already held gets the new value and keeps its age). When
+ * full, the oldest key is forgotten first. */
+void rt_dcache_put(rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint32_t val);
+
+/* Bytes allocated by the cache. */
+size_t rt_dcache_bytes(const rt_dcache *c);
+
+#endif

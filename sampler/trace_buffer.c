@@ -1,0 +1,1051 @@
+/* trace_buffer.c - one worker's pending traces: per-trace span arenas, interned resources and
+ * scopes, decision timers, bounds, decision caches and duplicate suppression (see
+ * trace_buffer.h for the contract).
+ *
+ * Ownership graph (everything owned by the rt_tbuf unless marked):
+ *   rt_tbuf
+ *     table[]        open-addressed trace id -> trace*, linear probing, at most half full
+ *     oldest/newest  intrusive list of pending traces by first arrival (early decisions)
+ *     wheel          timer wheel; each trace's `timer` entry is embedded in the trace
+ *     res, scopes    interned Resource / InstrumentationScope blocks, one ref per buffered span
+ *                    (+ one held by the ingest call for the block it is currently under)
+ *     sampled, not_sampled, emitted   bounded FIFO key sets (decision_cache.h)
+ *     names[]        every policy name ever used to keep a trace (the sampled cache stores an
+ *                    index here, so a reload does not re-label late spans)
+ *     engine         ref: the policy engine (rt_tbuf_set_engine swaps it)
+ *   trace
+ *     arena          span records: [u32 len][u32 resource id][u32 scope id][span bytes]...
+ *     ids            open-addressed set of 64-bit span ids (0 = empty slot) for dedup
+ *     pstate         the policy engine's per-trace state
+ *
+ * Memory accounting: every allocation made for a trace counts its requested size plus
+ * ALLOC_OVERHEAD (a malloc chunk header) in `cost`, plus two table slots; interned blocks count
+ * the same way in the intern tables. buffered_bytes is their sum, and it is what max_bytes bounds.
+ */
+#include "trace_buffer.h"
+
+#include "alloc.h"
+#include "decision_cache.h"
+#include "intern.h"
+#include "log.h"
+#include "otlp_encode.h"
+#include "otlp_scan.h"
+#include "timer_wheel.h"
+
+#include <murmurhash.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TICK_NS        10000000ull /* timer wheel resolution: 10 ms */
+#define ALLOC_OVERHEAD 16u         /* bytes charged per allocation for the malloc chunk header */
+#define SPAN_HDR       12u         /* u32 len, u32 resource id, u32 scope id */
+#define IDS_MIN_CAP    8u
+#define SHARD_SEED     0x74627566u /* "tbuf": not the ring's seed, and murmur x86_32, not x64 */
+#define INTERN_SEED    0x496e7465726e4b79ull
+
+typedef struct trace {
+    rt_trace_summary sum; /* sum.trace_id is the key */
+    rt_twheel_entry timer;
+    struct trace *older, *newer;
+    uint8_t *arena;
+    uint32_t arena_len, arena_cap;
+    uint64_t *ids;
+    uint32_t ids_cap, ids_n;
+    void *pstate;
+    uint64_t root_ns; /* arrival of the first root span (valid when sum.root_seen) */
+    uint64_t cost;    /* bytes charged for this trace */
+    uint8_t cause;    /* rt_tbuf_cause of the scheduled timer */
+} trace;
+
+/* The Resource / scope block the ingest call is currently under, interned on first use. */
+typedef struct req_ctx {
+    bool has_res, has_scope;
+    size_t res_index, scope_seq;
+    uint32_t res_id, scope_id;
+} req_ctx;
+
+typedef struct span_rec {
+    uint32_t res, scope, off, len;
+} span_rec;
+
+enum { EARLY_TRACES = 0, EARLY_BYTES, EARLY_COUNT_ };
+enum {
+    DISC_NOT_SAMPLED = 0,
+    DISC_DROPPED,
+    DISC_LATE_NOT_SAMPLED,
+    DISC_DUPLICATE,
+    DISC_TOO_LARGE,
+    DISC_SHUTDOWN,
+    DISC_COUNT_
+};
+
+typedef struct tbuf_metrics {
+    rt_counter *traces_received, *spans_received;
+    rt_gauge *traces_pending, *bytes_buffered;
+    rt_counter *decisions[3][RT_TBUF_CAUSE_COUNT_];
+    rt_counter *early[EARLY_COUNT_];
+    rt_counter *late_sampled, *late_not_sampled;
+    rt_counter *duplicates;
+    rt_counter *discarded[DISC_COUNT_];
+    rt_histogram *latency;
+} tbuf_metrics;
+
+struct rt_tbuf {
+    rt_tbuf_opts o;
+    char *attr_key; /* owned */
+    char *id_val;   /* owned: sampler id signed on emitted resources, or NULL */
+    size_t attr_klen;
+    rt_policy_engine *engine; /* ref */
+    size_t state_size;
+    rt_tbuf_emit_fn emit;
+    void *emit_arg;
+
+    trace **table;
+    size_t table_cap, n_traces;
+    trace *oldest, *newest;
+    rt_twheel wheel;
+    rt_intern res, scopes;
+    rt_dcache sampled, not_sampled, emitted;
+    uint64_t trace_bytes; /* sum of trace->cost */
+    uint64_t spans;       /* spans buffered */
+
+    char **names;
+    size_t n_names, cap_names;
+    uint32_t *name_of_policy; /* index into names for each policy of the current set */
+    size_t n_policies;
+
+    rt_otlp_enc enc;
+    rt_buf out;
+    span_rec *recs;
+    size_t cap_recs;
+
+    rt_metrics_registry *own_reg; /* a private registry when the caller gave none */
+    tbuf_metrics m;
+    double shown_traces, shown_bytes; /* what this buffer has added to the shared gauges */
+};
+
+static const char *const cause_names[RT_TBUF_CAUSE_COUNT_] = {"wait", "root", "max_age", "overflow",
+                                                              "shutdown"};
+static const char *const decision_names[3] = {"not_sampled", "sampled", "dropped"};
+static const char *const disc_names[DISC_COUNT_] = {"not_sampled",      "dropped_by_policy",
+                                                    "late_not_sampled", "duplicate",
+                                                    "trace_too_large",  "shutdown"};
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+static inline uint64_t tid_hash(const uint8_t *id)
+{
+    return mix64(load64(id) ^ (load64(id + 8) * 0x9e3779b97f4a7c15ull));
+}
+
+static void trace_id_of(const rt_otlp_span_view *v, uint8_t id[16])
+{
+    memset(id, 0, 16);
+    memcpy(id, v->trace_id.p, v->trace_id.len < 16 ? v->trace_id.len : 16);
+}
+
+/* The span id as a 64-bit set key; 0 (an invalid id, or not 8 bytes) means "not deduplicated". */
+static uint64_t span_key_of(const rt_otlp_span_view *v)
+{
+    return v->span_id.len == 8 ? load64(v->span_id.p) : 0;
+}
+
+static void emitted_key(uint8_t key[RT_DCACHE_KEY], uint64_t sid, const uint8_t *tid)
+{
+    uint64_t fold = load64(tid) ^ mix64(load64(tid + 8));
+    memcpy(key, &sid, 8);
+    memcpy(key + 8, &fold, 8);
+}
+
+static const char *hex_id(const uint8_t *id, char out[33])
+{
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hx[id[i] >> 4];
+        out[2 * i + 1] = hx[id[i] & 15];
+    }
+    out[32] = 0;
+    return out;
+}
+
+static inline uint64_t buffered_bytes(const rt_tbuf *b)
+{
+    return b->trace_bytes + b->res.bytes + b->scopes.bytes;
+}
+
+static uint64_t trace_cost(const rt_tbuf *b, uint32_t arena_cap, uint32_t ids_cap)
+{
+    uint64_t c = sizeof(trace) + ALLOC_OVERHEAD + 2 * sizeof(trace *);
+    if (b->state_size) {
+        c += b->state_size + ALLOC_OVERHEAD;
+    }
+    if (arena_cap) {
+        c += arena_cap + ALLOC_OVERHEAD;
+    }
+    if (ids_cap) {
+        c += (uint64_t)ids_cap * sizeof(uint64_t) + ALLOC_OVERHEAD;
+    }
+    return c;
+}
+
+static void recharge(rt_tbuf *b, trace *t)
+{
+    uint64_t c = trace_cost(b, t->arena_cap, t->ids_cap);
+    b->trace_bytes = b->trace_bytes - t->cost + c;
+    t->cost = c;
+}
+
+/* Arena capacity after adding `add` bytes: exact while small, then growing by a quarter so the
+ * slack stays under 25 % (the memory target is 1.3x the wire size) at amortised O(1) copying. */
+static uint32_t arena_next_cap(uint32_t cap, uint32_t len, size_t add)
+{
+    size_t need = (size_t)len + add;
+    if (need <= cap) {
+        return cap;
+    }
+    size_t nc = (size_t)cap + cap / 4;
+    if (nc < need) {
+        nc = need;
+    }
+    nc = (nc + 15) & ~(size_t)15;
+    return (uint32_t)nc;
+}
+
+static uint32_t ids_next_cap(uint32_t cap, uint32_t n)
+{
+    if (cap == 0) {
+        return IDS_MIN_CAP;
+    }
+    return (n + 1) * 4 > cap * 3 ? cap * 2 : cap;
+}
+
+/* ---- the trace table ---------------------------------------------------------------------- */
+
+static trace *table_find(const rt_tbuf *b, const uint8_t *id)
+{
+    size_t mask = b->table_cap - 1;
+    for (size_t i = tid_hash(id) & mask; b->table[i]; i = (i + 1) & mask) {
+        if (memcmp(b->table[i]->sum.trace_id, id, 16) == 0) {
+            return b->table[i];
+        }
+    }
+    return NULL;
+}
+
+static void table_put(trace **tab, size_t cap, trace *t)
+{
+    size_t i = tid_hash(t->sum.trace_id) & (cap - 1);
+    while (tab[i]) {
+        i = (i + 1) & (cap - 1);
+    }
+    tab[i] = t;
+}
+
+static void table_insert(rt_tbuf *b, trace *t)
+{
+    if ((b->n_traces + 1) * 2 > b->table_cap) {
+        size_t ncap = b->table_cap * 2;
+        trace **nt = rt_calloc(ncap, sizeof(*nt));
+        for (size_t i = 0; i < b->table_cap; i++) {
+            if (b->table[i]) {
+                table_put(nt, ncap, b->table[i]);
+            }
+        }
+        free(b->table);
+        b->table = nt;
+        b->table_cap = ncap;
+    }
+    table_put(b->table, b->table_cap, t);
+    b->n_traces++;
+}
+
+static void table_remove(rt_tbuf *b, trace *t)
+{
+    size_t mask = b->table_cap - 1;
+    size_t i = tid_hash(t->sum.trace_id) & mask;
+    while (b->table[i] != t) {
+        i = (i + 1) & mask;
+    }
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        trace *o = b->table[j];
+        if (!o) {
+            break;
+        }
+        size_t home = tid_hash(o->sum.trace_id) & mask;
+        bool stays = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            b->table[i] = o;
+            i = j;
+        }
+    }
+    b->table[i] = NULL;
+    b->n_traces--;
+}
+
+/* ---- per-trace span id set ---------------------------------------------------------------- */
+
+static bool ids_has(const trace *t, uint64_t sid)
+{
+    if (!t->ids_cap) {
+        return false;
+    }
+    uint32_t mask = t->ids_cap - 1;
+    for (uint32_t i = (uint32_t)mix64(sid) & mask; t->ids[i]; i = (i + 1) & mask) {
+        if (t->ids[i] == sid) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void ids_put(uint64_t *ids, uint32_t cap, uint64_t sid)
+{
+    uint32_t i = (uint32_t)mix64(sid) & (cap - 1);
+    while (ids[i]) {
+        i = (i + 1) & (cap - 1);
+    }
+    ids[i] = sid;
+}
+
+static void ids_add(trace *t, uint64_t sid)
+{
+    uint32_t ncap = ids_next_cap(t->ids_cap, t->ids_n);
+    if (ncap != t->ids_cap) {
+        uint64_t *n = rt_calloc(ncap, sizeof(*n));
+        for (uint32_t i = 0; i < t->ids_cap; i++) {
+            if (t->ids[i]) {
+                ids_put(n, ncap, t->ids[i]);
+            }
+        }
+        free(t->ids);
+        t->ids = n;
+        t->ids_cap = ncap;
+    }
+    ids_put(t->ids, t->ids_cap, sid);
+    t->ids_n++;
+}
+
+/* ---- policy names ------------------------------------------------------------------------- */
+
+static uint32_t name_id(rt_tbuf *b, const char *name)
+{
+    for (size_t i = 0; i < b->n_names; i++) {
+        if (strcmp(b->names[i], name) == 0) {
+            return (uint32_t)i;
+        }
+    }
+    if (b->n_names == b->cap_names) {
+        b->cap_names = b->cap_names ? b->cap_names * 2 : 8;
+        b->names = rt_realloc(b->names, b->cap_names * sizeof(*b->names));
+    }
+    b->names[b->n_names] = rt_strdup(name);
+    return (uint32_t)b->n_names++;
+}
+
+static void map_policy_names(rt_tbuf *b)
+{
+    const rt_policy_set *set = rt_policy_engine_set(b->engine);
+    size_t n = rt_policy_set_count(set);
+    free(b->name_of_policy);
+    b->name_of_policy = rt_calloc(n ? n : 1, sizeof(*b->name_of_policy));
+    b->n_policies = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = rt_policy_set_name(set, i);
+        b->name_of_policy[i] = name_id(b, nm ? nm : "");
+    }
+}
+
+static uint32_t policy_name_id(rt_tbuf *b, int policy)
+{
+    if (policy >= 0 && (size_t)policy < b->n_policies) {
+        return b->name_of_policy[policy];
+    }
+    return name_id(b, "");
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+static void metrics_init(rt_tbuf *b, rt_metrics_registry *reg)
+{
+    static const double buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1,   2,  5,
+                                     10,    15,    20,   30,   45,  60,   120, 300, 600};
+    tbuf_metrics *m = &b->m;
+    m->traces_received =
+        rt_metrics_counter(reg, "ringtail_sampler_traces_received_total",
+                           "Traces started in the buffer (first span of a trace id not pending "
+                           "and not in a decision cache).",
+                           NULL);
+    m->spans_received = rt_metrics_counter(reg, "ringtail_sampler_spans_received_total",
+                                           "Spans handed to the trace buffer.", NULL);
+    m->traces_pending = rt_metrics_gauge(reg, "ringtail_sampler_traces_pending",
+                                         "Traces buffered and not yet decided.", NULL);
+    m->bytes_buffered =
+        rt_metrics_gauge(reg, "ringtail_sampler_bytes_buffered",
+                         "Bytes held for pending traces (spans, shared resources and scopes, "
+                         "per-trace and per-span overhead).",
+                         NULL);
+    for (int d = 0; d < 3; d++) {
+        for (int c = 0; c < RT_TBUF_CAUSE_COUNT_; c++) {
+            m->decisions[d][c] =
+                rt_metrics_counter(reg, "ringtail_sampler_decisions_total",
+                                   "Trace decisions by outcome and by what triggered them.",
+                                   "decision", decision_names[d], "cause", cause_names[c], NULL);
+        }
+    }
+    static const char *const early_names[EARLY_COUNT_] = {"traces", "bytes"};
+    for (int i = 0; i < EARLY_COUNT_; i++) {
+        m->early[i] = rt_metrics_counter(
+            reg, "ringtail_sampler_early_decisions_total",
+            "Traces decided before their time because the buffer hit its trace or byte bound.",
+            "reason", early_names[i], NULL);
+    }
+    const char *late_help = "Spans arriving after their trace was decided, by the cached "
+                            "decision they followed (a trace no longer in either cache cannot be "
+                            "told from a new one and is counted in traces_received_total).";
+    m->late_sampled = rt_metrics_counter(reg, "ringtail_sampler_late_spans_total", late_help,
+                                         "cached", "sampled", NULL);
+    m->late_not_sampled = rt_metrics_counter(reg, "ringtail_sampler_late_spans_total", late_help,
+                                             "cached", "not_sampled", NULL);
+    m->duplicates = rt_metrics_counter(
+        reg, "ringtail_sampler_duplicate_spans_total",
+        "Spans whose (trace id, span id) was already buffered or already emitted.", NULL);
+    for (int i = 0; i < DISC_COUNT_; i++) {
+        m->discarded[i] =
+            rt_metrics_counter(reg, "ringtail_sampler_spans_discarded_total",
+                               "Spans not exported, by reason.", "reason", disc_names[i], NULL);
+    }
+    m->latency = rt_metrics_histogram(reg, "ringtail_sampler_decision_latency_seconds",
+                                      "Time from a trace's first span to its decision.", buckets,
+                                      sizeof(buckets) / sizeof(buckets[0]), NULL);
+}
+
+/* Bring the shared gauges in line with this buffer's state (they are sums over workers). */
+static void sync_gauges(rt_tbuf *b)
+{
+    double t = (double)b->n_traces, by = (double)buffered_bytes(b);
+    if (t != b->shown_traces) {
+        rt_gauge_add(b->m.traces_pending, t - b->shown_traces);
+        b->shown_traces = t;
+    }
+    if (by != b->shown_bytes) {
+        rt_gauge_add(b->m.bytes_buffered, by - b->shown_bytes);
+        b->shown_bytes = by;
+    }
+}
+
+/* ---- trace lifecycle ---------------------------------------------------------------------- */
+
+/* Put the trace's timer at min(first + decision_wait - or root + wait_after_root once the root
+ * arrived -, first + max_age). */
+static void schedule(rt_tbuf *b, trace *t)
+{
+    uint64_t first = t->sum.first_arrival_ns;
+    uint64_t due = first + b->o.decision_wait_ns;
+    uint8_t cause = RT_TBUF_CAUSE_WAIT;
+    if (t->sum.root_seen && b->o.wait_after_root_ns) {
+        due = t->root_ns + b->o.wait_after_root_ns;
+        cause = RT_TBUF_CAUSE_ROOT;
+    }
+    if (b->o.max_age_ns && first + b->o.max_age_ns < due) {
+        due = first + b->o.max_age_ns;
+        cause = RT_TBUF_CAUSE_MAX_AGE;
+    }
+    t->cause = cause;
+    if (!rt_twheel_pending(&t->timer) || t->timer.due_ns != due) {
+        rt_twheel_reschedule(&b->wheel, &t->timer, due);
+    }
+}
+
+static trace *trace_new(rt_tbuf *b, const uint8_t *id, uint64_t now)
+{
+    trace *t = rt_calloc(1, sizeof(*t));
+    memcpy(t->sum.trace_id, id, 16);
+    t->sum.min_start_ns = UINT64_MAX;
+    t->sum.first_arrival_ns = now;
+    if (b->state_size) {
+        t->pstate = rt_malloc(b->state_size);
+    }
+    rt_policy_state_init(b->engine, t->pstate);
+    table_insert(b, t);
+    t->older = b->newest;
+    if (b->newest) {
+        b->newest->newer = t;
+    } else {
+        b->oldest = t;
+    }
+    b->newest = t;
+    recharge(b, t);
+    schedule(b, t);
+    return t;
+}
+
+/* Forget a trace (decided or discarded): gives back its interned blocks and memory. */
+static void trace_destroy(rt_tbuf *b, trace *t)
+{
+    table_remove(b, t);
+    rt_twheel_cancel(&b->wheel, &t->timer);
+    if (t->older) {
+        t->older->newer = t->newer;
+    } else {
+        b->oldest = t->newer;
+    }
+    if (t->newer) {
+        t->newer->older = t->older;
+    } else {
+        b->newest = t->older;
+    }
+    for (uint32_t off = 0; off < t->arena_len;) {
+        uint32_t hdr[3];
+        memcpy(hdr, t->arena + off, SPAN_HDR);
+        rt_intern_unref(&b->res, hdr[1]);
+        rt_intern_unref(&b->scopes, hdr[2]);
+        off += SPAN_HDR + hdr[0];
+    }
+    b->spans -= t->sum.span_count;
+    b->trace_bytes -= t->cost;
+    free(t->arena);
+    free(t->ids);
+    free(t->pstate);
+    free(t);
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+    const span_rec *x = a, *y = b;
+    if (x->res != y->res) {
+        return x->res < y->res ? -1 : 1;
+    }
+    if (x->scope != y->scope) {
+        return x->scope < y->scope ? -1 : 1;
+    }
+    return x->off < y->off ? -1 : (x->off > y->off);
+}
+
+/* Open a ResourceSpans in the output, signed with the sampler id attribute when configured. */
+static void enc_resource(rt_tbuf *b, const uint8_t *res, size_t len, const uint8_t *url,
+                         size_t url_len)
+{
+    if (b->id_val != NULL) {
+        rt_otlp_enc_resource_with_attr(&b->enc, res, len, url, url_len, RT_TBUF_SAMPLER_ID_ATTR,
+                                       strlen(RT_TBUF_SAMPLER_ID_ATTR), b->id_val,
+                                       strlen(b->id_val));
+    } else {
+        rt_otlp_enc_resource(&b->enc, res, len, url, url_len);
+    }
+}
+
+/* Encode every span of `t` (one ResourceSpans per resource, one ScopeSpans per scope in it,
+ * arrival order inside) with the policy attribute, and hand the request to emit. */
+static void emit_trace(rt_tbuf *b, trace *t, const char *policy)
+{
+    size_t n = t->sum.span_count;
+    if (n > b->cap_recs) {
+        b->cap_recs = n * 2;
+        b->recs = rt_realloc(b->recs, b->cap_recs * sizeof(*b->recs));
+    }
+    size_t k = 0;
+    for (uint32_t off = 0; off < t->arena_len && k < n; k++) {
+        uint32_t hdr[3];
+        memcpy(hdr, t->arena + off, SPAN_HDR);
+        b->recs[k] =
+            (span_rec){.res = hdr[1], .scope = hdr[2], .off = off + SPAN_HDR, .len = hdr[0]};
+        off += SPAN_HDR + hdr[0];
+    }
+    qsort(b->recs, k, sizeof(*b->recs), rec_cmp);
+    size_t plen = strlen(policy);
+    rt_buf_reset(&b->out);
+    rt_otlp_enc_begin(&b->enc, &b->out);
+    for (size_t i = 0; i < k; i++) {
+        const span_rec *r = &b->recs[i];
+        bool new_res = i == 0 || r->res != b->recs[i - 1].res;
+        if (new_res) {
+            const rt_intern_block *blk = rt_intern_at(&b->res, r->res);
+            enc_resource(b, rt_intern_msg(&b->res, r->res), blk->len,
+                         rt_intern_url(&b->res, r->res), blk->url_len);
+        }
+        if (new_res || r->scope != b->recs[i - 1].scope) {
+            const rt_intern_block *blk = rt_intern_at(&b->scopes, r->scope);
+            rt_otlp_enc_scope(&b->enc, rt_intern_msg(&b->scopes, r->scope), blk->len,
+                              rt_intern_url(&b->scopes, r->scope), blk->url_len);
+        }
+        rt_otlp_enc_span_with_attr(&b->enc, t->arena + r->off, r->len, b->attr_key, b->attr_klen,
+                                   policy, plen);
+    }
+    rt_otlp_enc_finish(&b->enc);
+    b->emit(b->emit_arg, &b->out, k);
+    rt_buf_reset(&b->out);
+}
+
+/* Decide `t` now, act on the decision, remember it, and free the trace. */
+static void decide(rt_tbuf *b, trace *t, rt_tbuf_cause cause, uint64_t now)
+{
+    rt_policy_result res = {.decision = RT_DECISION_NOT_SAMPLED, .policy = -1};
+    rt_policy_decide(b->engine, t->pstate, &t->sum, now, &res);
+    rt_decision d = res.decision;
+    if ((unsigned)d > RT_DECISION_DROPPED) {
+        d = RT_DECISION_NOT_SAMPLED;
+    }
+    uint64_t first = t->sum.first_arrival_ns;
+    rt_histogram_observe(b->m.latency, now > first ? (double)(now - first) / 1e9 : 0.0);
+    rt_counter_inc(b->m.decisions[d][cause]);
+    uint64_t n = t->sum.span_count;
+    if (d == RT_DECISION_SAMPLED) {
+        uint32_t nid = policy_name_id(b, res.policy);
+        emit_trace(b, t, b->names[nid]);
+        for (uint32_t i = 0; i < t->ids_cap && b->emitted.capacity; i++) {
+            if (t->ids[i]) {
+                uint8_t key[RT_DCACHE_KEY];
+                emitted_key(key, t->ids[i], t->sum.trace_id);
+                rt_dcache_put(&b->emitted, key, 0);
+            }
+        }
+        rt_dcache_put(&b->sampled, t->sum.trace_id, nid);
+    } else {
+        rt_counter_add(b->m.discarded[d == RT_DECISION_DROPPED ? DISC_DROPPED : DISC_NOT_SAMPLED],
+                       n);
+        rt_dcache_put(&b->not_sampled, t->sum.trace_id, 0);
+    }
+    trace_destroy(b, t);
+}
+
+/* Discard a pending trace that outgrew max_trace_bytes (OTel drops it); `extra` more spans (the
+ * one that did not fit) are counted with it. */
+static void discard_too_large(rt_tbuf *b, trace *t, const uint8_t *id, uint64_t extra,
+                              uint64_t bytes)
+{
+    uint64_t n = extra + (t ? t->sum.span_count : 0);
+    char hex[33];
+    rt_counter_add(b->m.discarded[DISC_TOO_LARGE], n);
+    RT_LOG_RL(RT_LOG_WARN, "trace over maximum_trace_size_bytes discarded",
+              "trace_id=%s spans=%llu bytes=%llu limit=%llu", hex_id(id, hex),
+              (unsigned long long)n, (unsigned long long)bytes,
+              (unsigned long long)b->o.max_trace_bytes);
+    rt_dcache_put(&b->not_sampled, id, 0);
+    if (t) {
+        trace_destroy(b, t);
+    }
+}
+
+static void decide_early(rt_tbuf *b, int reason, uint64_t now)
+{
+    trace *o = b->oldest;
+    char hex[33];
+    rt_counter_inc(b->m.early[reason]);
+    RT_LOG_RL(RT_LOG_INFO, "buffer full: deciding oldest trace early",
+              "reason=%s trace_id=%s age_ms=%llu", reason == EARLY_TRACES ? "traces" : "bytes",
+              hex_id(o->sum.trace_id, hex),
+              (unsigned long long)((now - o->sum.first_arrival_ns) / 1000000));
+    decide(b, o, RT_TBUF_CAUSE_OVERFLOW, now);
+}
+
+/* Decide oldest traces early until `need` more bytes fit. Returns true if `t` (may be NULL) was
+ * one of them (it no longer exists then). */
+static bool make_room(rt_tbuf *b, uint64_t need, const trace *t, uint64_t now)
+{
+    while (b->oldest && buffered_bytes(b) + need > b->o.max_bytes) {
+        bool hit = b->oldest == t;
+        decide_early(b, EARLY_BYTES, now);
+        if (hit) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- ingest ------------------------------------------------------------------------------- */
+
+static uint32_t ctx_resource(rt_tbuf *b, req_ctx *rc, const rt_otlp_span_view *v)
+{
+    if (!rc->has_res || rc->res_index != v->resource_index) {
+        if (rc->has_res) {
+            rt_intern_unref(&b->res, rc->res_id);
+        }
+        rc->res_id = rt_intern_get(&b->res, v->has_resource, v->resource.p, v->resource.len,
+                                   v->resource_schema_url.p, v->resource_schema_url.len);
+        rc->res_index = v->resource_index;
+        rc->has_res = true;
+    }
+    return rc->res_id;
+}
+
+static uint32_t ctx_scope(rt_tbuf *b, req_ctx *rc, const rt_otlp_span_view *v)
+{
+    if (!rc->has_scope || rc->scope_seq != v->scope_seq) {
+        if (rc->has_scope) {
+            rt_intern_unref(&b->scopes, rc->scope_id);
+        }
+        rc->scope_id = rt_intern_get(&b->scopes, v->has_scope, v->scope.p, v->scope.len,
+                                     v->scope_schema_url.p, v->scope_schema_url.len);
+        rc->scope_seq = v->scope_seq;
+        rc->has_scope = true;
+    }
+    return rc->scope_id;
+}
+
+static void ctx_release(rt_tbuf *b, req_ctx *rc)
+{
+    if (rc->has_res) {
+        rt_intern_unref(&b->res, rc->res_id);
+    }
+    if (rc->has_scope) {
+        rt_intern_unref(&b->scopes, rc->scope_id);
+    }
+    memset(rc, 0, sizeof(*rc));
+}
+
+/* Copy one span into `t` and account it everywhere. */
+static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint64_t sid,
+                         req_ctx *rc, uint64_t now)
+{
+    uint32_t res = ctx_resource(b, rc, v), scope = ctx_scope(b, rc, v);
+    rt_intern_ref(&b->res, res);
+    rt_intern_ref(&b->scopes, scope);
+    uint32_t len = (uint32_t)v->span.len;
+    uint32_t ncap = arena_next_cap(t->arena_cap, t->arena_len, SPAN_HDR + (size_t)len);
+    if (ncap != t->arena_cap) {
+        t->arena = rt_realloc(t->arena, ncap);
+        t->arena_cap = ncap;
+    }
+    uint32_t hdr[3] = {len, res, scope};
+    memcpy(t->arena + t->arena_len, hdr, SPAN_HDR);
+    if (len) {
+        memcpy(t->arena + t->arena_len + SPAN_HDR, v->span.p, len);
+    }
+    t->arena_len += SPAN_HDR + len;
+    if (sid) {
+        ids_add(t, sid);
+    }
+    rt_trace_summary *s = &t->sum;
+    s->span_count++;
+    s->bytes += len;
+    if (v->start_ns < s->min_start_ns) {
+        s->min_start_ns = v->start_ns;
+    }
+    if (v->end_ns > s->max_end_ns) {
+        s->max_end_ns = v->end_ns;
+    }
+    rt_policy_observe(b->engine, t->pstate, v);
+    if (v->parent_span_id.len == 0 && !s->root_seen) {
+        s->root_seen = true;
+        t->root_ns = now;
+        schedule(b, t);
+    }
+    recharge(b, t);
+    b->spans++;
+}
+
+/* A span of a trace decided as sampled: emitted alone unless already emitted. */
+static void late_sampled(rt_tbuf *b, const rt_otlp_span_view *v, const uint8_t *id, uint64_t sid,
+                         uint32_t nid)
+{
+    rt_counter_inc(b->m.late_sampled);
+    uint8_t key[RT_DCACHE_KEY] = {0};
+    if (sid) {
+        emitted_key(key, sid, id);
+        if (rt_dcache_get(&b->emitted, key, NULL)) {
+            rt_counter_inc(b->m.duplicates);
+            rt_counter_inc(b->m.discarded[DISC_DUPLICATE]);
+            return;
+        }
+    }
+    const char *policy = nid < b->n_names ? b->names[nid] : "";
+    rt_buf_reset(&b->out);
+    rt_otlp_enc_begin(&b->enc, &b->out);
+    enc_resource(b, v->has_resource ? (v->resource.p ? v->resource.p : (const uint8_t *)"") : NULL,
+                 v->resource.len, v->resource_schema_url.p, v->resource_schema_url.len);
+    rt_otlp_enc_scope(&b->enc,
+                      v->has_scope ? (v->scope.p ? v->scope.p : (const uint8_t *)"") : NULL,
+                      v->scope.len, v->scope_schema_url.p, v->scope_schema_url.len);
+    rt_otlp_enc_span_with_attr(&b->enc, v->span.p, v->span.len, b->attr_key, b->attr_klen, policy,
+                               strlen(policy));
+    rt_otlp_enc_finish(&b->enc);
+    b->emit(b->emit_arg, &b->out, 1);
+    rt_buf_reset(&b->out);
+    if (sid) {
+        rt_dcache_put(&b->emitted, key, 0);
+    }
+}
+
+static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uint64_t now)
+{
+    uint8_t id[16];
+    trace_id_of(v, id);
+    uint64_t sid = span_key_of(v);
+    size_t len = v->span.len;
+    for (;;) {
+        trace *t = table_find(b, id);
+        if (!t) {
+            uint32_t nid;
+            if (rt_dcache_get(&b->sampled, id, &nid)) {
+                late_sampled(b, v, id, sid, nid);
+                return;
+            }
+            if (rt_dcache_get(&b->not_sampled, id, NULL)) {
+                rt_counter_inc(b->m.late_not_sampled);
+                rt_counter_inc(b->m.discarded[DISC_LATE_NOT_SAMPLED]);
+                return;
+            }
+            if (b->o.max_trace_bytes && len > b->o.max_trace_bytes) {
+                discard_too_large(b, NULL, id, 1, len);
+                return;
+            }
+            while (b->oldest && b->n_traces >= b->o.max_traces) {
+                decide_early(b, EARLY_TRACES, now);
+            }
+            ctx_resource(b, rc, v); /* interned first: counted before making room */
+            ctx_scope(b, rc, v);
+            uint64_t need =
+                trace_cost(b, arena_next_cap(0, 0, SPAN_HDR + len), sid ? IDS_MIN_CAP : 0);
+            make_room(b, need, NULL, now);
+            t = trace_new(b, id, now);
+            rt_counter_inc(b->m.traces_received);
+        } else {
+            if (sid && ids_has(t, sid)) {
+                char hex[33];
+                rt_counter_inc(b->m.duplicates);
+                rt_counter_inc(b->m.discarded[DISC_DUPLICATE]);
+                RT_LOG_RL(RT_LOG_DEBUG, "duplicate span discarded", "trace_id=%s", hex_id(id, hex));
+                return;
+            }
+            if (b->o.max_trace_bytes && t->sum.bytes + len > b->o.max_trace_bytes) {
+                discard_too_large(b, t, id, 1, t->sum.bytes + len);
+                return;
+            }
+            ctx_resource(b, rc, v);
+            ctx_scope(b, rc, v);
+            uint64_t need =
+                trace_cost(b, arena_next_cap(t->arena_cap, t->arena_len, SPAN_HDR + len),
+                           sid ? ids_next_cap(t->ids_cap, t->ids_n) : t->ids_cap) -
+                t->cost;
+            if (make_room(b, need, t, now)) {
+                continue; /* t itself was decided early: this span is now a late one */
+            }
+        }
+        trace_append(b, t, v, sid, rc, now);
+        return;
+    }
+}
+
+/* ---- public API --------------------------------------------------------------------------- */
+
+rt_tbuf *rt_tbuf_new(const rt_tbuf_opts *opts, rt_policy_engine *engine, rt_tbuf_emit_fn emit,
+                     void *emit_arg, rt_metrics_registry *reg)
+{
+    rt_tbuf *b = rt_calloc(1, sizeof(*b));
+    b->o = *opts;
+    if (b->o.decision_wait_ns == 0) {
+        b->o.decision_wait_ns = 1;
+    }
+    if (b->o.max_traces == 0) {
+        b->o.max_traces = UINT64_MAX;
+    }
+    if (b->o.max_bytes == 0) {
+        b->o.max_bytes = UINT64_MAX;
+    }
+    b->o.policy_attr = NULL;
+    b->id_val = opts->sampler_id && opts->sampler_id[0] ? rt_strdup(opts->sampler_id) : NULL;
+    b->o.sampler_id = NULL;
+    b->attr_key = rt_strdup(opts->policy_attr ? opts->policy_attr : "tailsampling.policy");
+    b->attr_klen = strlen(b->attr_key);
+    b->engine = engine;
+    b->state_size = rt_policy_state_size(engine);
+    b->emit = emit;
+    b->emit_arg = emit_arg;
+    b->table_cap = 1024;
+    b->table = rt_calloc(b->table_cap, sizeof(*b->table));
+    uint64_t horizon = b->o.decision_wait_ns;
+    if (b->o.wait_after_root_ns > horizon) {
+        horizon = b->o.wait_after_root_ns;
+    }
+    if (b->o.max_age_ns > horizon) {
+        horizon = b->o.max_age_ns;
+    }
+    rt_twheel_init(&b->wheel, TICK_NS, horizon);
+    rt_intern_init(&b->res, INTERN_SEED);
+    rt_intern_init(&b->scopes, INTERN_SEED ^ 0x5c09e5ull);
+    rt_dcache_init(&b->sampled, b->o.sampled_cache_size);
+    rt_dcache_init(&b->not_sampled, b->o.non_sampled_cache_size);
+    rt_dcache_init(&b->emitted, b->o.emitted_span_ids);
+    map_policy_names(b);
+    rt_otlp_enc_init(&b->enc);
+    rt_buf_init(&b->out);
+    if (!reg) {
+        b->own_reg = rt_metrics_registry_new();
+        reg = b->own_reg;
+    }
+    metrics_init(b, reg);
+    return b;
+}
+
+void rt_tbuf_free(rt_tbuf *b)
+{
+    if (!b) {
+        return;
+    }
+    while (b->oldest) {
+        trace_destroy(b, b->oldest);
+    }
+    sync_gauges(b);
+    free(b->table);
+    rt_twheel_free(&b->wheel);
+    rt_intern_free(&b->res);
+    rt_intern_free(&b->scopes);
+    rt_dcache_free(&b->sampled);
+    rt_dcache_free(&b->not_sampled);
+    rt_dcache_free(&b->emitted);
+    for (size_t i = 0; i < b->n_names; i++) {
+        free(b->names[i]);
+    }
+    free(b->names);
+    free(b->name_of_policy);
+    rt_otlp_enc_free(&b->enc);
+    rt_buf_free(&b->out);
+    free(b->recs);
+    free(b->attr_key);
+    free(b->id_val);
+    rt_metrics_registry_free(b->own_reg);
+    free(b);
+}
+
+unsigned rt_tbuf_shard_of(const uint8_t *trace_id, size_t len, unsigned n_shards)
+{
+    if (n_shards <= 1) {
+        return 0;
+    }
+    uint32_t h;
+    lmmh_x86_32(trace_id, (unsigned)len, SHARD_SEED, &h);
+    return h % n_shards;
+}
+
+long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
+{
+    rt_otlp_scan it;
+    rt_otlp_span_view v;
+    req_ctx rc = {0};
+    long taken = 0;
+    int r;
+    rt_otlp_scan_init(&it, req, len);
+    while ((r = rt_otlp_scan_next(&it, &v)) == 1) {
+        ingest_span(b, &v, &rc, now_ns);
+        taken++;
+    }
+    ctx_release(b, &rc);
+    rt_counter_add(b->m.spans_received, (uint64_t)taken);
+    sync_gauges(b);
+    if (r < 0) {
+        RT_LOG_RL(RT_LOG_ERROR, "trace buffer: malformed request", "reason=\"%s\" spans_taken=%ld",
+                  it.err, taken);
+        return -1;
+    }
+    return taken;
+}
+
+void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns)
+{
+    rt_twheel_entry *e = rt_twheel_expire(&b->wheel, now_ns);
+    while (e) {
+        rt_twheel_entry *next = e->next;
+        trace *t = (trace *)((char *)e - offsetof(trace, timer));
+        decide(b, t, (rt_tbuf_cause)t->cause, now_ns);
+        e = next;
+    }
+    sync_gauges(b);
+}
+
+void rt_tbuf_discard_all(rt_tbuf *b)
+{
+    uint64_t spans = 0, traces = 0;
+    while (b->oldest) {
+        trace *t = b->oldest;
+        spans += t->sum.span_count;
+        traces++;
+        trace_destroy(b, t);
+    }
+    rt_counter_add(b->m.discarded[DISC_SHUTDOWN], spans);
+    if (traces) {
+        rt_log(RT_LOG_WARN, "pending traces dropped undecided (drop_pending_traces_on_shutdown)",
+               "traces=%llu spans=%llu", (unsigned long long)traces, (unsigned long long)spans);
+    }
+    sync_gauges(b);
+}
+
+void rt_tbuf_decide_all(rt_tbuf *b, uint64_t now_ns)
+{
+    while (b->oldest) {
+        decide(b, b->oldest, RT_TBUF_CAUSE_SHUTDOWN, now_ns);
+    }
+    sync_gauges(b);
+}
+
+void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
+{
+    b->engine = engine;
+    size_t nsize = rt_policy_state_size(engine);
+    bool resize = nsize != b->state_size;
+    b->state_size = nsize;
+    map_policy_names(b);
+    char err[RT_OTLP_ERR_MAX];
+    for (trace *t = b->oldest; t; t = t->newer) {
+        if (resize) {
+            free(t->pstate);
+            t->pstate = nsize ? rt_malloc(nsize) : NULL;
+            recharge(b, t);
+        }
+        rt_policy_state_init(engine, t->pstate);
+        for (uint32_t off = 0; off < t->arena_len;) {
+            uint32_t hdr[3];
+            memcpy(hdr, t->arena + off, SPAN_HDR);
+            rt_otlp_span_view v;
+            memset(&v, 0, sizeof(v));
+            const rt_intern_block *rb = rt_intern_at(&b->res, hdr[1]);
+            const rt_intern_block *sb = rt_intern_at(&b->scopes, hdr[2]);
+            v.has_resource = rb->present;
+            v.resource = (rt_pb_slice){rt_intern_msg(&b->res, hdr[1]), rb->len};
+            v.resource_schema_url = (rt_pb_slice){rt_intern_url(&b->res, hdr[1]), rb->url_len};
+            v.has_scope = sb->present;
+            v.scope = (rt_pb_slice){rt_intern_msg(&b->scopes, hdr[2]), sb->len};
+            v.scope_schema_url = (rt_pb_slice){rt_intern_url(&b->scopes, hdr[2]), sb->url_len};
+            if (rt_otlp_span_parse(t->arena + off + SPAN_HDR, hdr[0], &v, err, sizeof(err)) == 0) {
+                rt_policy_observe(engine, t->pstate, &v);
+            } else {
+                RT_LOG_RL(RT_LOG_ERROR, "trace buffer: stored span does not parse", "reason=\"%s\"",
+                          err);
+            }
+            off += SPAN_HDR + hdr[0];
+        }
+    }
+    sync_gauges(b);
+}
+
+bool rt_tbuf_full(const rt_tbuf *b)
+{
+    return b->o.block_on_overflow &&
+           (b->n_traces >= b->o.max_traces || buffered_bytes(b) >= b->o.max_bytes);
+}
+
+void rt_tbuf_stats_get(const rt_tbuf *b, rt_tbuf_stats *out)
+{
+    out->pending_traces = b->n_traces;
+    out->buffered_bytes = buffered_bytes(b);
+    out->buffered_spans = b->spans;
+}

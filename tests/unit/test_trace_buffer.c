@@ -1,0 +1,1017 @@
+/* test_trace_buffer.c - the sampler's trace buffer against the real policy engine, with injected
+ * time: when traces are decided (decision_wait, root trigger, max_age cap), early decisions on
+ * overflow (oldest first, nothing lost), late spans following cached decisions, duplicate
+ * suppression before and after the decision, the content of emitted requests (decoded with
+ * protobuf-c), policy reload re-observing buffered spans, max_trace_bytes, 10^5 pending traces,
+ * and the memory target (buffered bytes vs wire bytes). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "metrics.h"
+#include "otlp_gen.h"
+#include "otlp_scan.h"
+#include "policy.h"
+#include "trace_buffer.h"
+
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest Req;
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans RS;
+typedef Opentelemetry__Proto__Trace__V1__ScopeSpans SS;
+typedef Opentelemetry__Proto__Trace__V1__Span Span;
+typedef Opentelemetry__Proto__Common__V1__KeyValue KV;
+typedef Opentelemetry__Proto__Common__V1__AnyValue AV;
+
+#define MS  1000000ull
+#define SEC 1000000000ull
+#define T0  (1000 * SEC) /* monotonic time of the first ingest in every test */
+
+static const char *const POLICIES_ERRORS_OR_TAGGED = "policies:\n"
+                                                     "  - name: errors\n"
+                                                     "    type: status_code\n"
+                                                     "    status_code: {status_codes: [ERROR]}\n"
+                                                     "  - name: tagged\n"
+                                                     "    type: string_attribute\n"
+                                                     "    string_attribute: {key: keep, values: "
+                                                     "[\"yes\"]}\n";
+static const char *const POLICIES_ERRORS_ONLY = "policies:\n"
+                                                "  - name: errors\n"
+                                                "    type: status_code\n"
+                                                "    status_code: {status_codes: [ERROR]}\n";
+static const char *const POLICIES_TAGGED_OR_SVC_B = "policies:\n"
+                                                    "  - name: tagged\n"
+                                                    "    type: string_attribute\n"
+                                                    "    string_attribute: {key: keep, values: "
+                                                    "[\"yes\"]}\n"
+                                                    "  - name: svc-b\n"
+                                                    "    type: string_attribute\n"
+                                                    "    string_attribute: {key: service.name, "
+                                                    "values: [svc-b]}\n";
+static const char *const POLICIES_ALWAYS = "policies:\n"
+                                           "  - name: everything\n"
+                                           "    type: always_sample\n";
+
+/* ---- building requests ---------------------------------------------------------------------- */
+
+typedef struct sp {
+    uint32_t trace;   /* trace number (trace id derived from it) */
+    uint32_t span;    /* span number (> 0) */
+    uint32_t parent;  /* parent span number; 0 = root */
+    int status;       /* 0: no status, else the status code */
+    int res;          /* 0, 1: resources "svc-a" (with schema url), "svc-b"; 2: no resource */
+    int scope;        /* 0: "agent-sdk" 1.0 (with schema url); 1: "mcp"; 2: no scope */
+    const char *keep; /* value of attribute "keep" (NULL: none) */
+    size_t pad;       /* length of an extra string attribute, to make spans bigger */
+} sp;
+
+static void trace_id_for(uint32_t n, uint8_t id[16])
+{
+    for (int i = 0; i < 16; i++) {
+        id[i] = (uint8_t)(0xa5 ^ (i * 29));
+    }
+    id[0] = (uint8_t)(n >> 24);
+    id[1] = (uint8_t)(n >> 16);
+    id[2] = (uint8_t)(n >> 8);
+    id[3] = (uint8_t)n;
+}
+
+static uint32_t trace_num_of(const uint8_t *id)
+{
+    return (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 | (uint32_t)id[2] << 8 | id[3];
+}
+
+static void span_id_for(uint32_t trace, uint32_t span, uint8_t id[8])
+{
+    uint64_t v = ((uint64_t)trace << 32) | span;
+    v ^= 0x1000000000000000ull; /* never zero */
+    memcpy(id, &v, 8);
+}
+
+/* Everything a built request tree allocates, freed in one go. */
+typedef struct pool {
+    void **p;
+    size_t n, cap;
+} pool;
+
+static void *palloc(pool *pl, size_t sz)
+{
+    if (pl->n == pl->cap) {
+        pl->cap = pl->cap ? pl->cap * 2 : 64;
+        pl->p = rt_realloc(pl->p, pl->cap * sizeof(*pl->p));
+    }
+    return pl->p[pl->n++] = rt_calloc(1, sz ? sz : 1);
+}
+
+static void pool_free(pool *pl)
+{
+    for (size_t i = 0; i < pl->n; i++) {
+        free(pl->p[i]);
+    }
+    free(pl->p);
+    memset(pl, 0, sizeof(*pl));
+}
+
+static KV *str_kv(pool *pl, const char *k, const char *v)
+{
+    KV *kv = palloc(pl, sizeof(*kv));
+    opentelemetry__proto__common__v1__key_value__init(kv);
+    kv->key = (char *)k;
+    AV *av = palloc(pl, sizeof(*av));
+    opentelemetry__proto__common__v1__any_value__init(av);
+    av->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    av->string_value = (char *)v;
+    kv->value = av;
+    return kv;
+}
+
+static Opentelemetry__Proto__Resource__V1__Resource *make_resource(pool *pl, int res, char **url)
+{
+    *url = res == 0 ? "https://opentelemetry.io/schemas/1.24.0" : "";
+    if (res == 2) {
+        return NULL;
+    }
+    Opentelemetry__Proto__Resource__V1__Resource *r = palloc(pl, sizeof(*r));
+    opentelemetry__proto__resource__v1__resource__init(r);
+    r->n_attributes = 2;
+    r->attributes = palloc(pl, 2 * sizeof(KV *));
+    r->attributes[0] = str_kv(pl, "service.name", res == 0 ? "svc-a" : "svc-b");
+    r->attributes[1] = str_kv(pl, "host.name", "host-0123456789.example.internal");
+    return r;
+}
+
+static Opentelemetry__Proto__Common__V1__InstrumentationScope *make_scope(pool *pl, int scope,
+                                                                          char **url)
+{
+    *url = scope == 0 ? "scope-schema" : "";
+    if (scope == 2) {
+        return NULL;
+    }
+    Opentelemetry__Proto__Common__V1__InstrumentationScope *s = palloc(pl, sizeof(*s));
+    opentelemetry__proto__common__v1__instrumentation_scope__init(s);
+    s->name = scope == 0 ? "agent-sdk" : "mcp";
+    s->version = scope == 0 ? "1.0" : "";
+    return s;
+}
+
+static Span *make_span(pool *pl, const sp *s)
+{
+    Span *o = palloc(pl, sizeof(*o));
+    opentelemetry__proto__trace__v1__span__init(o);
+    o->trace_id.len = 16;
+    o->trace_id.data = palloc(pl, 16);
+    trace_id_for(s->trace, o->trace_id.data);
+    o->span_id.len = 8;
+    o->span_id.data = palloc(pl, 8);
+    span_id_for(s->trace, s->span, o->span_id.data);
+    if (s->parent) {
+        o->parent_span_id.len = 8;
+        o->parent_span_id.data = palloc(pl, 8);
+        span_id_for(s->trace, s->parent, o->parent_span_id.data);
+    }
+    o->name = s->parent ? "execute_tool search" : "invoke_agent planner";
+    o->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_INTERNAL;
+    o->start_time_unix_nano = 1700000000000000000ull + s->span * 1000;
+    o->end_time_unix_nano = o->start_time_unix_nano + 5000000;
+    o->attributes = palloc(pl, 3 * sizeof(KV *));
+    if (s->keep) {
+        o->attributes[o->n_attributes++] = str_kv(pl, "keep", s->keep);
+    }
+    if (s->pad) {
+        char *v = palloc(pl, s->pad + 1);
+        for (size_t i = 0; i < s->pad; i++) {
+            v[i] = (char)('a' + (s->span + i) % 26);
+        }
+        o->attributes[o->n_attributes++] = str_kv(pl, "gen_ai.prompt.excerpt", v);
+    }
+    if (s->status) {
+        Opentelemetry__Proto__Trace__V1__Status *st = palloc(pl, sizeof(*st));
+        opentelemetry__proto__trace__v1__status__init(st);
+        st->code = s->status;
+        o->status = st;
+    }
+    return o;
+}
+
+/* Pack spans into one request: consecutive specs with the same resource share a ResourceSpans,
+ * consecutive ones with the same scope inside it share a ScopeSpans. Returns malloc'd bytes. */
+static uint8_t *build(const sp *specs, size_t n, size_t *len)
+{
+    pool pl = {0};
+    Req req;
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(&req);
+    req.resource_spans = palloc(&pl, n * sizeof(RS *));
+    RS *rs = NULL;
+    SS *ss = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!rs || specs[i].res != specs[i - 1].res) {
+            rs = palloc(&pl, sizeof(*rs));
+            opentelemetry__proto__trace__v1__resource_spans__init(rs);
+            rs->resource = make_resource(&pl, specs[i].res, &rs->schema_url);
+            rs->scope_spans = palloc(&pl, n * sizeof(SS *));
+            req.resource_spans[req.n_resource_spans++] = rs;
+            ss = NULL;
+        }
+        if (!ss || specs[i].scope != specs[i - 1].scope) {
+            ss = palloc(&pl, sizeof(*ss));
+            opentelemetry__proto__trace__v1__scope_spans__init(ss);
+            ss->scope = make_scope(&pl, specs[i].scope, &ss->schema_url);
+            ss->spans = palloc(&pl, n * sizeof(Span *));
+            rs->scope_spans[rs->n_scope_spans++] = ss;
+        }
+        ss->spans[ss->n_spans++] = make_span(&pl, &specs[i]);
+    }
+    uint8_t *out = rt_gen_pack(&req, len);
+    pool_free(&pl);
+    return out;
+}
+
+/* ---- the fixture: engine, buffer, collected output ------------------------------------------ */
+
+typedef struct emitted {
+    uint8_t *req;
+    size_t len;
+    size_t spans;
+    uint64_t at;
+} emitted;
+
+typedef struct fx {
+    rt_cfg_doc *docs[4];
+    rt_policy_set *sets[4];
+    rt_policy_engine *engines[4];
+    size_t n_engines;
+    rt_metrics_registry *reg;
+    rt_tbuf *b;
+    uint64_t now;
+    emitted *out;
+    size_t n_out, cap_out;
+    size_t spans_emitted;
+    size_t spans_ingested;
+    bool steal; /* take the request bytes with rt_buf_steal (exercises that path) */
+} fx;
+
+static void on_emit(void *arg, rt_buf *req, size_t spans)
+{
+    fx *f = arg;
+    if (f->n_out == f->cap_out) {
+        f->cap_out = f->cap_out ? f->cap_out * 2 : 16;
+        f->out = rt_realloc(f->out, f->cap_out * sizeof(*f->out));
+    }
+    emitted *e = &f->out[f->n_out++];
+    e->spans = spans;
+    e->at = f->now;
+    if (f->steal) {
+        e->req = rt_buf_steal(req, &e->len);
+    } else {
+        e->len = req->len;
+        e->req = rt_malloc(req->len ? req->len : 1);
+        memcpy(e->req, req->data, req->len);
+    }
+    f->spans_emitted += spans;
+}
+
+static rt_policy_engine *make_engine(fx *f, const char *yaml)
+{
+    rt_cfg_ctx ctx;
+    rt_cfg_ctx_init(&ctx, "policies.yaml");
+    size_t i = f->n_engines++;
+    assert_true(i < 4);
+    f->docs[i] = rt_cfg_doc_load_string(&ctx, yaml, strlen(yaml));
+    assert_non_null(f->docs[i]);
+    f->sets[i] = rt_policy_set_parse(&ctx, rt_cfg_node_get(rt_cfg_doc_root(f->docs[i]), "policies"),
+                                     "policies");
+    if (!f->sets[i]) {
+        fail_msg("policy parse: %s", ctx.first_error);
+    }
+    rt_cfg_ctx_free(&ctx);
+    f->engines[i] = rt_policy_engine_new(f->sets[i], 1.0, false, T0, NULL);
+    assert_non_null(f->engines[i]);
+    return f->engines[i];
+}
+
+static rt_tbuf_opts default_opts(void)
+{
+    rt_tbuf_opts o = {
+        .decision_wait_ns = 10 * SEC,
+        .max_traces = 100000,
+        .max_bytes = 1ull << 30,
+        .sampled_cache_size = 1000,
+        .non_sampled_cache_size = 1000,
+        .emitted_span_ids = 10000,
+    };
+    return o;
+}
+
+static fx *fx_new(const rt_tbuf_opts *o, const char *yaml)
+{
+    fx *f = rt_calloc(1, sizeof(*f));
+    f->reg = rt_metrics_registry_new();
+    rt_policy_engine *e = make_engine(f, yaml);
+    f->b = rt_tbuf_new(o, e, on_emit, f, f->reg);
+    f->now = T0;
+    return f;
+}
+
+static void fx_free(fx *f)
+{
+    rt_tbuf_free(f->b);
+    for (size_t i = 0; i < f->n_engines; i++) {
+        rt_policy_engine_free(f->engines[i]);
+        rt_policy_set_free(f->sets[i]);
+        rt_cfg_doc_free(f->docs[i]);
+    }
+    for (size_t i = 0; i < f->n_out; i++) {
+        free(f->out[i].req);
+    }
+    free(f->out);
+    rt_metrics_registry_free(f->reg);
+    free(f);
+}
+
+static void ingest(fx *f, const sp *specs, size_t n)
+{
+    size_t len;
+    uint8_t *req = build(specs, n, &len);
+    long r = rt_tbuf_ingest(f->b, req, len, f->now);
+    assert_int_equal(r, (long)n);
+    f->spans_ingested += n;
+    free(req);
+}
+
+static void tick(fx *f, uint64_t at)
+{
+    f->now = at;
+    rt_tbuf_tick(f->b, at);
+}
+
+static uint64_t ctr(fx *f, const char *name, const char *l1, const char *v1, const char *l2,
+                    const char *v2)
+{
+    rt_counter *c = l2   ? rt_metrics_counter(f->reg, name, "", l1, v1, l2, v2, NULL)
+                    : l1 ? rt_metrics_counter(f->reg, name, "", l1, v1, NULL)
+                         : rt_metrics_counter(f->reg, name, "", NULL);
+    return rt_counter_get(c);
+}
+
+static uint64_t decisions(fx *f, const char *decision, const char *cause)
+{
+    return ctr(f, "ringtail_sampler_decisions_total", "decision", decision, "cause", cause);
+}
+
+static uint64_t discarded(fx *f, const char *reason)
+{
+    return ctr(f, "ringtail_sampler_spans_discarded_total", "reason", reason, NULL, NULL);
+}
+
+static uint64_t all_discarded(fx *f)
+{
+    static const char *const reasons[] = {"not_sampled", "dropped_by_policy", "late_not_sampled",
+                                          "duplicate", "trace_too_large"};
+    uint64_t n = 0;
+    for (size_t i = 0; i < 5; i++) {
+        n += discarded(f, reasons[i]);
+    }
+    return n;
+}
+
+/* Every span ingested is emitted, counted as discarded, or still buffered. */
+static void assert_conservation(fx *f)
+{
+    rt_tbuf_stats st;
+    rt_tbuf_stats_get(f->b, &st);
+    assert_int_equal(f->spans_ingested, f->spans_emitted + all_discarded(f) + st.buffered_spans);
+    assert_int_equal(ctr(f, "ringtail_sampler_spans_received_total", NULL, NULL, NULL, NULL),
+                     f->spans_ingested);
+}
+
+static size_t pending(fx *f)
+{
+    rt_tbuf_stats st;
+    rt_tbuf_stats_get(f->b, &st);
+    return st.pending_traces;
+}
+
+/* ---- reading emitted requests --------------------------------------------------------------- */
+
+static const char *attr_str(KV **kvs, size_t n, const char *key)
+{
+    const char *found = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(kvs[i]->key, key) == 0 && kvs[i]->value &&
+            kvs[i]->value->value_case ==
+                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
+            assert_null(found); /* exactly one */
+            found = kvs[i]->value->string_value;
+        }
+    }
+    return found;
+}
+
+/* Check emitted request `i`: every span carries tailsampling.policy = `policy`; returns the
+ * trace number of its spans (all the same) and the span count. */
+static uint32_t check_emitted(fx *f, size_t i, const char *policy, size_t *spans)
+{
+    assert_true(i < f->n_out);
+    Req *r = rt_gen_unpack(f->out[i].req, f->out[i].len);
+    assert_non_null(r);
+    size_t n = 0;
+    uint32_t tnum = UINT32_MAX;
+    for (size_t a = 0; a < r->n_resource_spans; a++) {
+        for (size_t b = 0; b < r->resource_spans[a]->n_scope_spans; b++) {
+            SS *ss = r->resource_spans[a]->scope_spans[b];
+            for (size_t c = 0; c < ss->n_spans; c++) {
+                Span *s = ss->spans[c];
+                const char *p = attr_str(s->attributes, s->n_attributes, "tailsampling.policy");
+                assert_non_null(p);
+                assert_string_equal(p, policy);
+                assert_int_equal(s->trace_id.len, 16);
+                uint32_t t = trace_num_of(s->trace_id.data);
+                if (tnum != UINT32_MAX) {
+                    assert_int_equal(t, tnum);
+                }
+                tnum = t;
+                n++;
+            }
+        }
+    }
+    assert_int_equal(n, f->out[i].spans);
+    rt_gen_unpack_free(r);
+    *spans = n;
+    return tnum;
+}
+
+/* Trace number of the first span of emitted request `i`. */
+static uint32_t emitted_trace(fx *f, size_t i)
+{
+    rt_otlp_scan it;
+    rt_otlp_span_view v;
+    rt_otlp_scan_init(&it, f->out[i].req, f->out[i].len);
+    assert_int_equal(rt_otlp_scan_next(&it, &v), 1);
+    return trace_num_of(v.trace_id.p);
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+static void test_decides_at_decision_wait_exactly_not_before(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    fx *f = fx_new(&o, POLICIES_ERRORS_OR_TAGGED);
+    sp a[] = {{.trace = 1, .span = 1, .parent = 0, .status = 2}};
+    ingest(f, a, 1);
+    f->now = T0 + 400 * MS;
+    sp a2[] = {{.trace = 1, .span = 2, .parent = 1}};
+    ingest(f, a2, 1); /* a later span does not extend the wait (OTel: from the first span) */
+    sp b[] = {{.trace = 2, .span = 1, .parent = 0}};
+    ingest(f, b, 1); /* first span at +400 ms, not an error */
+    tick(f, T0 + 1 * SEC - 1);
+    assert_int_equal(f->n_out, 0);
+    assert_int_equal(pending(f), 2);
+    tick(f, T0 + 1 * SEC);
+    assert_int_equal(f->n_out, 1);
+    size_t n;
+    assert_int_equal(check_emitted(f, 0, "errors", &n), 1);
+    assert_int_equal(n, 2);
+    assert_int_equal(f->out[0].at, T0 + 1 * SEC);
+    assert_int_equal(decisions(f, "sampled", "wait"), 1);
+    assert_int_equal(pending(f), 1);
+    tick(f, T0 + 1400 * MS - 1);
+    assert_int_equal(pending(f), 1);
+    tick(f, T0 + 1400 * MS);
+    assert_int_equal(pending(f), 0);
+    assert_int_equal(decisions(f, "not_sampled", "wait"), 1);
+    assert_int_equal(discarded(f, "not_sampled"), 1);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+static void test_root_span_triggers_earlier_decision(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 10 * SEC;
+    o.wait_after_root_ns = 1 * SEC;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    sp child[] = {{.trace = 7, .span = 2, .parent = 1}};
+    ingest(f, child, 1);
+    f->now = T0 + 2 * SEC;
+    sp root[] = {{.trace = 7, .span = 1, .parent = 0}};
+    ingest(f, root, 1);
+    tick(f, T0 + 3 * SEC - 1);
+    assert_int_equal(f->n_out, 0);
+    tick(f, T0 + 3 * SEC);
+    assert_int_equal(f->n_out, 1);
+    size_t n;
+    assert_int_equal(check_emitted(f, 0, "everything", &n), 7);
+    assert_int_equal(n, 2);
+    assert_int_equal(decisions(f, "sampled", "root"), 1);
+    assert_int_equal(decisions(f, "sampled", "wait"), 0);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+/* With wait_after_root longer than decision_wait, a root arriving early pushes the decision to
+ * root + wait_after_root; max_age caps it. A trace without a root keeps decision_wait. */
+static void test_max_age_caps_a_later_root_wait(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    o.wait_after_root_ns = 5 * SEC;
+    o.max_age_ns = 3 * SEC;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    sp a[] = {{.trace = 1, .span = 2, .parent = 1}, {.trace = 2, .span = 2, .parent = 1}};
+    ingest(f, a, 2);
+    f->now = T0 + 500 * MS;
+    sp root[] = {{.trace = 1, .span = 1, .parent = 0}};
+    ingest(f, root, 1);
+    tick(f, T0 + 1 * SEC); /* trace 2 (no root): decision_wait */
+    assert_int_equal(f->n_out, 1);
+    size_t n;
+    assert_int_equal(check_emitted(f, 0, "everything", &n), 2);
+    assert_int_equal(decisions(f, "sampled", "wait"), 1);
+    for (uint64_t t = T0 + 1 * SEC; t < T0 + 3 * SEC; t += 10 * MS) {
+        tick(f, t);
+    }
+    tick(f, T0 + 3 * SEC - 1);
+    assert_int_equal(f->n_out, 1);
+    tick(f, T0 + 3 * SEC); /* root would say 5.5 s; max_age says 3 s */
+    assert_int_equal(f->n_out, 2);
+    assert_int_equal(check_emitted(f, 1, "everything", &n), 1);
+    assert_int_equal(n, 2);
+    assert_int_equal(decisions(f, "sampled", "max_age"), 1);
+    assert_int_equal(decisions(f, "sampled", "root"), 0);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+static void test_overflow_by_traces_decides_oldest_first(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.max_traces = 3;
+    o.block_on_overflow = true;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    for (uint32_t t = 1; t <= 5; t++) {
+        sp s[] = {{.trace = t, .span = 1}, {.trace = t, .span = 2, .parent = 1}};
+        ingest(f, s, 2);
+        f->now += 10 * MS;
+        assert_true(pending(f) <= 3);
+    }
+    assert_true(rt_tbuf_full(f->b));
+    assert_int_equal(f->n_out, 2);
+    size_t n;
+    assert_int_equal(check_emitted(f, 0, "everything", &n), 1);
+    assert_int_equal(n, 2);
+    assert_int_equal(check_emitted(f, 1, "everything", &n), 2);
+    assert_int_equal(
+        ctr(f, "ringtail_sampler_early_decisions_total", "reason", "traces", NULL, NULL), 2);
+    assert_int_equal(decisions(f, "sampled", "overflow"), 2);
+    assert_conservation(f);
+    rt_tbuf_decide_all(f->b, f->now);
+    assert_false(rt_tbuf_full(f->b));
+    assert_int_equal(decisions(f, "sampled", "shutdown"), 3);
+    assert_int_equal(f->spans_emitted, 10);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+static void test_overflow_by_bytes_decides_oldest_first_and_loses_nothing(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.max_bytes = 20000;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    f->steal = true;
+    /* 30 traces of 4 spans of ~500 bytes, interleaved in batches like real exporters send. */
+    for (uint32_t round = 0; round < 4; round++) {
+        for (uint32_t t = 1; t <= 30; t += 3) {
+            sp s[3];
+            for (uint32_t k = 0; k < 3; k++) {
+                s[k] = (sp){.trace = t + k, .span = round + 1, .parent = round ? 1 : 0, .pad = 450};
+            }
+            ingest(f, s, 3);
+            f->now += 1 * MS;
+            rt_tbuf_stats st;
+            rt_tbuf_stats_get(f->b, &st);
+            assert_true(st.buffered_bytes <= o.max_bytes);
+            assert_conservation(f);
+        }
+    }
+    uint64_t early =
+        ctr(f, "ringtail_sampler_early_decisions_total", "reason", "bytes", NULL, NULL);
+    assert_true(early > 10);
+    assert_int_equal(early, decisions(f, "sampled", "overflow"));
+    /* Oldest first: the first request of each trace (its decision) comes in first-arrival order;
+     * later requests of a trace are its late spans, emitted alone via the sampled cache. */
+    bool seen[31] = {0};
+    uint32_t last = 0;
+    for (size_t i = 0; i < f->n_out; i++) {
+        size_t n;
+        uint32_t t = check_emitted(f, i, "everything", &n);
+        assert_true(t >= 1 && t <= 30);
+        if (!seen[t]) {
+            assert_true(t > last);
+            last = t;
+            seen[t] = true;
+        } else {
+            assert_int_equal(n, 1);
+        }
+    }
+    assert_true(ctr(f, "ringtail_sampler_late_spans_total", "cached", "sampled", NULL, NULL) > 0);
+    rt_tbuf_decide_all(f->b, f->now);
+    assert_conservation(f);
+    assert_int_equal(f->spans_emitted, 30 * 4); /* nothing lost, nothing twice */
+    fx_free(f);
+}
+
+static void test_late_spans_follow_cached_decision(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    fx *f = fx_new(&o, POLICIES_ERRORS_OR_TAGGED);
+    sp s[] = {{.trace = 1, .span = 1, .keep = "yes"}, {.trace = 2, .span = 1}};
+    ingest(f, s, 2);
+    tick(f, T0 + 1 * SEC);
+    assert_int_equal(f->n_out, 1);
+    f->now = T0 + 5 * SEC;
+    sp late[] = {{.trace = 1, .span = 2, .parent = 1, .res = 1, .scope = 1},
+                 {.trace = 2, .span = 2, .parent = 1, .status = 2}};
+    ingest(f, late, 2);
+    assert_int_equal(pending(f), 0); /* neither started a new trace */
+    assert_int_equal(f->n_out, 2);
+    size_t n;
+    assert_int_equal(check_emitted(f, 1, "tagged", &n), 1);
+    assert_int_equal(n, 1);
+    /* The late span keeps its own resource and scope. */
+    Req *r = rt_gen_unpack(f->out[1].req, f->out[1].len);
+    assert_int_equal(r->n_resource_spans, 1);
+    assert_string_equal(attr_str(r->resource_spans[0]->resource->attributes,
+                                 r->resource_spans[0]->resource->n_attributes, "service.name"),
+                        "svc-b");
+    assert_string_equal(r->resource_spans[0]->scope_spans[0]->scope->name, "mcp");
+    rt_gen_unpack_free(r);
+    assert_int_equal(ctr(f, "ringtail_sampler_late_spans_total", "cached", "sampled", NULL, NULL),
+                     1);
+    assert_int_equal(
+        ctr(f, "ringtail_sampler_late_spans_total", "cached", "not_sampled", NULL, NULL), 1);
+    assert_int_equal(discarded(f, "late_not_sampled"), 1);
+    /* A retry of a span already emitted (in the trace or late) is not exported again. */
+    sp retry[] = {{.trace = 1, .span = 1, .keep = "yes"}, {.trace = 1, .span = 2, .parent = 1}};
+    ingest(f, retry, 2);
+    assert_int_equal(f->n_out, 2);
+    assert_int_equal(ctr(f, "ringtail_sampler_duplicate_spans_total", NULL, NULL, NULL, NULL), 2);
+    assert_int_equal(discarded(f, "duplicate"), 2);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+static void test_duplicate_span_in_pending_trace_exported_once(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    /* 100 spans, then the same batch again (a client retry), plus a duplicate inside a batch. */
+    sp s[101];
+    for (uint32_t i = 0; i < 100; i++) {
+        s[i] = (sp){.trace = 9, .span = i + 1, .parent = i ? 1 : 0};
+    }
+    s[100] = s[50];
+    ingest(f, s, 101);
+    ingest(f, s, 100);
+    rt_tbuf_stats st;
+    rt_tbuf_stats_get(f->b, &st);
+    assert_int_equal(st.buffered_spans, 100);
+    assert_int_equal(ctr(f, "ringtail_sampler_duplicate_spans_total", NULL, NULL, NULL, NULL), 101);
+    tick(f, T0 + 1 * SEC);
+    assert_int_equal(f->n_out, 1);
+    size_t n;
+    check_emitted(f, 0, "everything", &n);
+    assert_int_equal(n, 100);
+    /* Each span id exactly once. */
+    Req *r = rt_gen_unpack(f->out[0].req, f->out[0].len);
+    bool seen[101] = {0};
+    Span **spans = r->resource_spans[0]->scope_spans[0]->spans;
+    for (size_t i = 0; i < 100; i++) {
+        uint64_t v;
+        memcpy(&v, spans[i]->span_id.data, 8);
+        uint32_t k = (uint32_t)(v & 0xffffffffu);
+        assert_true(k >= 1 && k <= 100);
+        assert_false(seen[k]);
+        seen[k] = true;
+    }
+    rt_gen_unpack_free(r);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+/* Spans under two resources and two scopes, interleaved over several requests: the emitted
+ * request has one ResourceSpans per resource, with the original resource, scope and schema
+ * urls, and exactly the spans sent (each once, with the policy attribute). */
+static void test_emitted_request_keeps_resources_and_scopes(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    fx *f = fx_new(&o, POLICIES_ERRORS_OR_TAGGED);
+    sp a[] = {{.trace = 3, .span = 1, .res = 0, .scope = 0},
+              {.trace = 3, .span = 2, .parent = 1, .res = 0, .scope = 1},
+              {.trace = 4, .span = 1, .res = 1, .scope = 0},
+              {.trace = 3, .span = 3, .parent = 1, .res = 1, .scope = 1, .status = 2}};
+    sp b[] = {{.trace = 3, .span = 4, .parent = 2, .res = 0, .scope = 0},
+              {.trace = 3, .span = 5, .parent = 2, .res = 2, .scope = 2},
+              {.trace = 3, .span = 6, .parent = 2, .res = 1, .scope = 1}};
+    ingest(f, a, 4);
+    ingest(f, b, 3);
+    tick(f, T0 + 1 * SEC);
+    assert_int_equal(f->n_out, 1);
+    size_t n;
+    assert_int_equal(check_emitted(f, 0, "errors", &n), 3);
+    assert_int_equal(n, 6);
+    Req *r = rt_gen_unpack(f->out[0].req, f->out[0].len);
+    assert_int_equal(r->n_resource_spans, 3);
+    bool seen_span[7] = {0};
+    int seen_res[3] = {0};
+    for (size_t i = 0; i < r->n_resource_spans; i++) {
+        RS *rs = r->resource_spans[i];
+        int res;
+        if (!rs->resource) {
+            res = 2;
+            assert_string_equal(rs->schema_url, "");
+        } else {
+            const char *svc =
+                attr_str(rs->resource->attributes, rs->resource->n_attributes, "service.name");
+            res = strcmp(svc, "svc-a") == 0 ? 0 : 1;
+            assert_string_equal(rs->schema_url,
+                                res == 0 ? "https://opentelemetry.io/schemas/1.24.0" : "");
+            assert_string_equal(
+                attr_str(rs->resource->attributes, rs->resource->n_attributes, "host.name"),
+                "host-0123456789.example.internal");
+        }
+        seen_res[res]++;
+        for (size_t j = 0; j < rs->n_scope_spans; j++) {
+            SS *ss = rs->scope_spans[j];
+            int scope = !ss->scope ? 2 : strcmp(ss->scope->name, "agent-sdk") == 0 ? 0 : 1;
+            if (scope == 0) {
+                assert_string_equal(ss->scope->version, "1.0");
+                assert_string_equal(ss->schema_url, "scope-schema");
+            }
+            for (size_t k = 0; k < ss->n_spans; k++) {
+                uint64_t v;
+                memcpy(&v, ss->spans[k]->span_id.data, 8);
+                uint32_t id = (uint32_t)(v & 0xffffffffu);
+                assert_true(id >= 1 && id <= 6);
+                assert_false(seen_span[id]);
+                seen_span[id] = true;
+                /* Which resource/scope each span was sent under. */
+                static const int want_res[7] = {0, 0, 0, 1, 0, 2, 1};
+                static const int want_scope[7] = {0, 0, 1, 1, 0, 2, 1};
+                assert_int_equal(res, want_res[id]);
+                assert_int_equal(scope, want_scope[id]);
+                /* Original attributes survive next to the added one. */
+                assert_int_equal(ss->spans[k]->n_attributes, 1);
+            }
+        }
+    }
+    assert_int_equal(seen_res[0], 1);
+    assert_int_equal(seen_res[1], 1);
+    assert_int_equal(seen_res[2], 1);
+    rt_gen_unpack_free(r);
+    rt_tbuf_decide_all(f->b, f->now);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+/* Buffered under "errors only", switched to policies on a span attribute and on a resource
+ * attribute: the already-buffered traces are kept by the new policies, which only works if their
+ * state was rebuilt by observing the stored spans (with their interned resources) again. */
+static void test_reload_reobserves_buffered_spans(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    fx *f = fx_new(&o, POLICIES_ERRORS_ONLY);
+    sp a[] = {{.trace = 1, .span = 1, .keep = "yes"}};
+    ingest(f, a, 1);
+    f->now = T0 + 100 * MS;
+    sp b[] = {{.trace = 2, .span = 1},
+              {.trace = 2, .span = 2, .parent = 1, .keep = "yes"},
+              {.trace = 3, .span = 1, .res = 1},
+              {.trace = 4, .span = 1}};
+    ingest(f, b, 4);
+    tick(f, T0 + 1 * SEC); /* trace 1 under errors-only: not kept */
+    assert_int_equal(f->n_out, 0);
+    assert_int_equal(decisions(f, "not_sampled", "wait"), 1);
+    rt_policy_engine *e2 = make_engine(f, POLICIES_TAGGED_OR_SVC_B);
+    rt_tbuf_set_engine(f->b, e2);
+    tick(f, T0 + 1100 * MS);
+    assert_int_equal(f->n_out, 2);
+    /* Both are due at the same tick, in no particular order. */
+    size_t n, i2 = emitted_trace(f, 0) == 2 ? 0 : 1;
+    assert_int_equal(check_emitted(f, i2, "tagged", &n), 2);
+    assert_int_equal(n, 2);
+    assert_int_equal(check_emitted(f, 1 - i2, "svc-b", &n), 3);
+    assert_int_equal(decisions(f, "not_sampled", "wait"), 2); /* trace 4 */
+    /* And the other direction: a match made under one engine is re-derived, not carried over,
+     * under an engine without that policy. */
+    f->now = T0 + 2 * SEC;
+    sp c[] = {{.trace = 5, .span = 1, .keep = "yes", .res = 0},
+              {.trace = 5, .span = 2, .parent = 1, .res = 1, .scope = 1}};
+    ingest(f, c, 2);
+    rt_policy_engine *e3 = make_engine(f, POLICIES_ERRORS_ONLY);
+    rt_tbuf_set_engine(f->b, e3);
+    tick(f, T0 + 3 * SEC);
+    assert_int_equal(f->n_out, 2);
+    assert_int_equal(decisions(f, "not_sampled", "wait"), 3);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+static void test_trace_over_max_trace_bytes_is_discarded(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.max_trace_bytes = 2000;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    for (uint32_t i = 1; i <= 3; i++) {
+        sp s[] = {{.trace = 5, .span = i, .parent = i > 1, .pad = 500}};
+        ingest(f, s, 1);
+    }
+    assert_int_equal(pending(f), 1);
+    sp s4[] = {{.trace = 5, .span = 4, .parent = 1, .pad = 500}};
+    ingest(f, s4, 1);
+    assert_int_equal(pending(f), 0);
+    assert_int_equal(discarded(f, "trace_too_large"), 4);
+    sp s5[] = {{.trace = 5, .span = 5, .parent = 1}};
+    ingest(f, s5, 1);
+    assert_int_equal(pending(f), 0);
+    assert_int_equal(discarded(f, "late_not_sampled"), 1);
+    rt_tbuf_decide_all(f->b, f->now);
+    assert_int_equal(f->n_out, 0);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+/* 10^5 traces arriving over 30 s: every one is decided at the first tick at or after its first
+ * span + decision_wait (correctness only; no timing). */
+static void test_1e5_pending_traces_each_decided_on_time(void **state)
+{
+    (void)state;
+    enum { N = 100000, PER_REQ = 50 };
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 30 * SEC;
+    o.sampled_cache_size = 0;
+    o.non_sampled_cache_size = 0;
+    o.emitted_span_ids = 0;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    const uint64_t tick_every = 10 * MS;
+    uint64_t *arrival = rt_malloc(N * sizeof(*arrival));
+    for (uint32_t i = 0; i < N; i += PER_REQ) {
+        sp s[PER_REQ];
+        for (uint32_t k = 0; k < PER_REQ; k++) {
+            s[k] = (sp){.trace = i + k, .span = 1};
+            arrival[i + k] = f->now;
+        }
+        ingest(f, s, PER_REQ);
+        f->now += 15 * MS; /* 2000 requests over 30 s */
+        if (f->now % tick_every < 15 * MS) {
+            tick(f, f->now);
+        }
+    }
+    assert_true(pending(f) > N / 2);
+    uint64_t end = f->now + 31 * SEC;
+    for (uint64_t t = f->now; t <= end; t += tick_every) {
+        tick(f, t);
+    }
+    assert_int_equal(pending(f), 0);
+    assert_int_equal(f->n_out, N);
+    for (size_t i = 0; i < f->n_out; i++) {
+        uint32_t t = emitted_trace(f, i);
+        uint64_t due = arrival[t] + o.decision_wait_ns;
+        assert_true(f->out[i].at >= due);
+        assert_true(f->out[i].at < due + 15 * MS + tick_every);
+    }
+    assert_int_equal(decisions(f, "sampled", "wait"), N);
+    free(arrival);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+/* Agent-shaped traces (80 spans, 300-1200 bytes each, a few services, batches mixing traces):
+ * buffered bytes stay within 1.3x the wire bytes + 64 bytes per span. */
+static void test_memory_per_buffered_span_within_target(void **state)
+{
+    (void)state;
+    enum { TRACES = 200, SPANS = 80, BATCH = 40 };
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 60 * SEC;
+    fx *f = fx_new(&o, POLICIES_ERRORS_OR_TAGGED);
+    uint64_t seed = 7;
+    size_t wire = 0, spans = 0;
+    /* Round-robin over traces, like several concurrent agent turns exporting in batches. */
+    sp batch[BATCH];
+    size_t nb = 0;
+    for (uint32_t k = 0; k < SPANS; k++) {
+        for (uint32_t t = 0; t < TRACES; t++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            batch[nb++] = (sp){.trace = t + 1,
+                               .span = k + 1,
+                               .parent = k ? 1 : 0,
+                               .res = (int)(k % 3 == 2),
+                               .scope = (int)(k % 2),
+                               .pad = 250 + (seed >> 33) % 900};
+            if (nb == BATCH) {
+                size_t len;
+                uint8_t *req = build(batch, nb, &len);
+                assert_int_equal(rt_tbuf_ingest(f->b, req, len, f->now), (long)nb);
+                f->spans_ingested += nb;
+                wire += len;
+                spans += nb;
+                free(req);
+                nb = 0;
+            }
+        }
+    }
+    rt_tbuf_stats st;
+    rt_tbuf_stats_get(f->b, &st);
+    assert_int_equal(st.buffered_spans, spans);
+    assert_int_equal(st.pending_traces, TRACES);
+    double per_span = (double)st.buffered_bytes / (double)spans;
+    double wire_per_span = (double)wire / (double)spans;
+    print_message("memory: %zu spans, wire %.1f B/span, buffered %.1f B/span (%.3fx wire, "
+                  "+%.1f B/span over wire)\n",
+                  spans, wire_per_span, per_span, per_span / wire_per_span,
+                  per_span - wire_per_span);
+    assert_true((double)st.buffered_bytes <= 1.3 * (double)wire + 64.0 * (double)spans);
+    rt_tbuf_decide_all(f->b, f->now);
+    rt_tbuf_stats_get(f->b, &st);
+    assert_int_equal(st.buffered_bytes, 0);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+static void test_gauges_follow_state_and_shard_is_stable(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    sp s[] = {{.trace = 1, .span = 1}, {.trace = 2, .span = 1}};
+    ingest(f, s, 2);
+    rt_tbuf_stats st;
+    rt_tbuf_stats_get(f->b, &st);
+    rt_gauge *pend = rt_metrics_gauge(f->reg, "ringtail_sampler_traces_pending", "", NULL);
+    rt_gauge *bytes = rt_metrics_gauge(f->reg, "ringtail_sampler_bytes_buffered", "", NULL);
+    assert_true(rt_gauge_get(pend) == 2.0);
+    assert_true(rt_gauge_get(bytes) == (double)st.buffered_bytes);
+    assert_true(st.buffered_bytes > 0);
+    rt_tbuf_decide_all(f->b, f->now);
+    assert_true(rt_gauge_get(pend) == 0.0);
+    assert_true(rt_gauge_get(bytes) == 0.0);
+    assert_int_equal(ctr(f, "ringtail_sampler_traces_received_total", NULL, NULL, NULL, NULL), 2);
+    fx_free(f);
+
+    /* Shards: stable, in range, and spread. */
+    unsigned counts[4] = {0};
+    for (uint32_t i = 0; i < 4000; i++) {
+        uint8_t id[16];
+        trace_id_for(i, id);
+        unsigned sh = rt_tbuf_shard_of(id, 16, 4);
+        assert_true(sh < 4);
+        assert_int_equal(sh, rt_tbuf_shard_of(id, 16, 4));
+        counts[sh]++;
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_true(counts[i] > 800 && counts[i] < 1200);
+    }
+    assert_int_equal(rt_tbuf_shard_of((const uint8_t *)"x", 1, 1), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decides_at_decision_wait_exactly_not_before),
+        cmocka_unit_test(test_root_span_triggers_earlier_decision),
+        cmocka_unit_test(test_max_age_caps_a_later_root_wait),
+        cmocka_unit_test(test_overflow_by_traces_decides_oldest_first),
+        cmocka_unit_test(test_overflow_by_bytes_decides_oldest_first_and_loses_nothing),
+        cmocka_unit_test(test_late_spans_follow_cached_decision),
+        cmocka_unit_test(test_duplicate_span_in_pending_trace_exported_once),
+        cmocka_unit_test(test_emitted_request_keeps_resources_and_scopes),
+        cmocka_unit_test(test_reload_reobserves_buffered_spans),
+        cmocka_unit_test(test_trace_over_max_trace_bytes_is_discarded),
+        cmocka_unit_test(test_1e5_pending_traces_each_decided_on_time),
+        cmocka_unit_test(test_memory_per_buffered_span_within_target),
+        cmocka_unit_test(test_gauges_follow_state_and_shard_is_stable),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
