@@ -63,7 +63,7 @@ esac
 out=${out:-$build/bench/$scenario}
 rm -rf "$out"
 mkdir -p "$out"
-for exe in ringtail-router ringtail-sampler rt-bench-loadgen rt-bench-sink rt-otlp-dump; do
+for exe in ringtail-router ringtail-sampler rt-bench-loadgen rt-bench-sink; do
   [ -x "$build/$exe" ] || { echo "driver.sh: $build/$exe missing (build first)" >&2; exit 2; }
 done
 
@@ -85,8 +85,8 @@ wait_log() { # wait_log FILE PATTERN
   return 1
 }
 
-start_sink() {
-  "$build/rt-bench-sink" --http "127.0.0.1:$((base + 10))" --grpc "127.0.0.1:$((base + 11))" \
+start_sink() { # start_sink [EXTRA SINK ARGS]
+  "$build/rt-bench-sink" --http "127.0.0.1:$((base + 10))" --grpc "127.0.0.1:$((base + 11))" "$@" \
     --manifest "$out/manifest.jsonl" --report "$out/sink.json" \
     ${fail_if:+--fail-if "$fail_if"} > "$out/sink.out" 2> "$out/sink.log" &
   sink_pid=$!
@@ -136,10 +136,19 @@ health: {check: $1, admin_port: $((base + 2))}
 EOC
   "$build/ringtail-router" --config "$out/router.yaml" 2> "$out/router.log" &
   pids+=($!)
+  names+=(router)
   wait_log "$out/router.log" "OTLP listeners open"
 }
 
-start_sink
+names=() # process names, parallel to pids, for the CPU table
+if [ "$scenario" = router ]; then
+  # The sink also stands in for the three samplers (one process, three addresses), so the
+  # router's output is verified like the tier's.
+  start_sink --http "127.0.0.2:$((base + 20))" --http "127.0.0.3:$((base + 20))" \
+    --http "127.0.0.4:$((base + 20))"
+else
+  start_sink
+fi
 target="127.0.0.1:$((base + 10))"
 [ "$protocol" = grpc ] && target="127.0.0.1:$((base + 11))"
 case "$scenario" in
@@ -147,18 +156,13 @@ sampler)
   sampler_config 1 | sed '/^ring:/d' > "$out/sampler-1.yaml"
   "$build/ringtail-sampler" --config "$out/sampler-1.yaml" 2> "$out/sampler-1.log" &
   pids+=($!)
+  names+=(sampler-1)
   wait_log "$out/sampler-1.log" "sampler ready"
   target="127.0.0.2:$base"
   [ "$protocol" = grpc ] && target="127.0.0.2:$((base + 1))"
   ;;
 router)
-  # Three rt-otlp-dump sinks stand in for samplers; the router's split is measured alone.
   ring_file "$((base + 20))" > "$out/ring.yaml"
-  for i in 1 2 3; do
-    "$build/rt-otlp-dump" --http "127.0.0.$((i + 1)):$((base + 20))" > /dev/null 2> "$out/dump-$i.log" &
-    pids+=($!)
-  done
-  sleep 0.3
   start_router tcp
   target="127.0.0.1:$base"
   [ "$protocol" = grpc ] && target="127.0.0.1:$((base + 1))"
@@ -169,6 +173,7 @@ tier)
     sampler_config "$i" > "$out/sampler-$i.yaml"
     "$build/ringtail-sampler" --config "$out/sampler-$i.yaml" 2> "$out/sampler-$i.log" &
     pids+=($!)
+    names+=("sampler-$i")
   done
   for i in 1 2 3; do wait_log "$out/sampler-$i.log" "sampler ready"; done
   start_router readyz
@@ -178,6 +183,7 @@ tier)
 esac
 
 echo "driver: $scenario, $turns turns ($profile), $protocol into $target"
+/usr/bin/time -f "loadgen cpu: %U user + %S system seconds" -o "$out/loadgen.cpu" \
 "$build/rt-bench-loadgen" --endpoint "$target" --protocol "$protocol" --profile "$profile" \
   --turns "$turns" --compressed-time --batch-spans 512 --connections "$connections" --seed 42 \
   --manifest "$out/manifest.jsonl" --report "$out/loadgen.json" | tee "$out/loadgen.out"
@@ -187,6 +193,20 @@ echo "driver: $scenario, $turns turns ($profile), $protocol into $target"
 if [ "$scenario" = sampler ] || [ "$scenario" = tier ]; then
   sleep 1
 fi
+# CPU time of each process so far (user + system), for spans/s per core.
+tck=$(getconf CLK_TCK)
+cpu() { awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+spans=$(jq -r .spans_acked "$out/loadgen.json")
+{
+  echo "cpu seconds (user+system) and spans per cpu-second, $spans spans sent:"
+  for i in "${!pids[@]}"; do
+    c=$(cpu "${pids[$i]}")
+    awk -v n="${names[$i]}" -v c="$c" -v s="$spans" \
+      'BEGIN {printf "  %-10s %6.2f s  %9.0f spans/s per core\n", n, c, (c > 0 ? s / c : 0)}'
+  done
+  c=$(cpu "$sink_pid")
+  awk -v c="$c" -v s="$spans" 'BEGIN {printf "  %-10s %6.2f s  %9.0f spans/s per core (all spans sent)\n", "sink", c, (c > 0 ? s / c : 0)}'
+} | tee "$out/cpu.txt"
 stop_all
 kill -TERM "$sink_pid"
 set +e

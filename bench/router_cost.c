@@ -1,7 +1,8 @@
 /* router_cost.c - rt-bench-router-cost: the per-span cost of the router's forwarding loop on a
  * 512-span agent-shaped request, beside a plain copy of the same bytes.
  *
- *   rt-bench-router-cost --mode none|copy|split|split_send [--iters N] [--spans N] [--nodes N]
+ *   rt-bench-router-cost --mode none|copy|check|split|split_send [--iters N] [--spans N] [--nodes
+ * N]
  *
  * split is what router/forward.c route() does per request: walk every span (otlp_scan), check
  * the trace id, hash it and look its owner up on the ring, group the span's bytes per owner
@@ -145,7 +146,7 @@ static size_t split(const uint8_t *pb, size_t len, const rt_ring *ring, owner *o
     size_t n_touched = 0, bytes = 0;
     rt_otlp_scan sc;
     rt_otlp_span_view v;
-    rt_otlp_scan_init(&sc, pb, len);
+    rt_otlp_scan_init_ids(&sc, pb, len); /* as router/forward.c walks */
     while (rt_otlp_scan_next(&sc, &v) == 1) {
         if (v.trace_id.len != 16) {
             continue;
@@ -211,7 +212,7 @@ int main(int argc, char **argv)
         } else if (c == 'n') {
             nnodes = atol(optarg);
         } else {
-            fprintf(stderr, "usage: rt-bench-router-cost --mode none|copy|split|split_send "
+            fprintf(stderr, "usage: rt-bench-router-cost --mode none|copy|check|split|split_send "
                             "[--iters N] [--spans N] [--nodes N]\n");
             return 2;
         }
@@ -242,13 +243,14 @@ int main(int argc, char **argv)
     int m = strcmp(mode, "copy") == 0         ? 1
             : strcmp(mode, "split") == 0      ? 2
             : strcmp(mode, "split_send") == 0 ? 3
+            : strcmp(mode, "check") == 0      ? 4
             : strcmp(mode, "none") == 0       ? 0
                                               : -1;
     if (m < 0) {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
     }
-    if (m >= 2) { /* warm the encoders' arrays and buffers, as a running worker's are */
+    if (m >= 2 && m <= 3) { /* warm the encoders' arrays and buffers, as a running worker's are */
         sink += split(req, len, ring, own, touched, 1, m == 3 ? &sent : NULL);
     }
     struct timespec t0, t1;
@@ -257,6 +259,10 @@ int main(int argc, char **argv)
         if (m == 1) {
             memcpy(copy, req, len);
             sink += copy[it % len];
+        } else if (m == 4) { /* the listener's structural check (server opts) */
+            size_t n = 0;
+            char why[RT_OTLP_ERR_MAX];
+            sink += (uint64_t)rt_otlp_check_structure(req, len, &n, why, sizeof why) + n;
         } else if (m >= 2) {
             sink += split(req, len, ring, own, touched, (uint64_t)it + 2, m == 3 ? &sent : NULL);
         }

@@ -14,7 +14,7 @@ ir() { # total instructions of one run
 }
 base=$(ir none "$iters")
 printf '| mode | instructions per span (callgrind) | spans/s, one core (wall clock) |\n|---|---|---|\n'
-for m in copy split split_send; do
+for m in copy check split split_send; do
   total=$(ir "$m" "$iters")
   per=$(awk -v t="$total" -v b="$base" -v n="$iters" 'BEGIN {printf "%.1f", (t - b) / (n * 512)}')
   rate=$("$exe" --mode "$m" --iters 4000 | sed 's/.*spans_per_s=\([0-9]*\).*/\1/')

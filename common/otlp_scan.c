@@ -286,6 +286,64 @@ int rt_otlp_span_parse(const uint8_t *span, size_t len, rt_otlp_span_view *v, ch
     return span_parse(span, len, v, span, err, errlen);
 }
 
+/* The router's span walk: top-level tags only, trace_id kept. Returns 0 or -1 with err. */
+static int span_ids_parse(const uint8_t *msg, size_t len, rt_otlp_span_view *v,
+                          const uint8_t *origin, char *err, size_t errlen)
+{
+    v->span.p = msg;
+    v->span.len = len;
+    v->trace_id = no_slice;
+    size_t pos = 0;
+    while (pos < len) {
+        size_t tagpos = pos;
+        uint32_t f;
+        int wt;
+        if (rt_pb_read_tag(msg, len, &pos, &f, &wt) != 0) {
+            snprintf(err, errlen, "Span: bad tag at byte %zu", (size_t)(msg + tagpos - origin));
+            return -1;
+        }
+        if (f == 1) {
+            if (wt != 2 || rt_pb_read_len(msg, len, &pos, &v->trace_id) != 0) {
+                snprintf(err, errlen,
+                         "Span: field trace_id (1): wire type %d or length bad at "
+                         "byte %zu",
+                         wt, (size_t)(msg + tagpos - origin));
+                return -1;
+            }
+        } else if (rt_pb_skip(msg, len, &pos, wt) != 0) {
+            snprintf(err, errlen, "Span: field %u: wire type %d or length bad at byte %zu", f, wt,
+                     (size_t)(msg + tagpos - origin));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void rt_otlp_scan_init_ids(rt_otlp_scan *it, const uint8_t *buf, size_t len)
+{
+    rt_otlp_scan_init(it, buf, len);
+    it->ids_only = 1;
+}
+
+int rt_otlp_check_structure(const uint8_t *pb, size_t len, size_t *span_count, char *err,
+                            size_t errlen)
+{
+    rt_otlp_scan it;
+    rt_otlp_span_view v;
+    size_t n = 0;
+    int rc;
+    rt_otlp_scan_init_ids(&it, pb, len);
+    while ((rc = rt_otlp_scan_next(&it, &v)) == 1) {
+        n++;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "%s", it.err);
+        return -1;
+    }
+    *span_count = n;
+    return 0;
+}
+
 void rt_otlp_scan_init(rt_otlp_scan *it, const uint8_t *buf, size_t len)
 {
     memset(it, 0, sizeof(*it));
@@ -381,7 +439,8 @@ int rt_otlp_scan_next(rt_otlp_scan *it, rt_otlp_span_view *v)
             }
             *v = it->ctx;
             v->span_index = it->next_span++;
-            if (span_parse(s.p, s.len, v, it->buf, err, sizeof(err)) != 0) {
+            if ((it->ids_only ? span_ids_parse : span_parse)(s.p, s.len, v, it->buf, err,
+                                                             sizeof(err)) != 0) {
                 snprintf(where, sizeof(where), "resource_spans[%zu].scope_spans[%zu].spans[%zu]",
                          it->ctx.resource_index, it->ctx.scope_index, v->span_index);
                 return scan_fail(it, where, err);

@@ -85,11 +85,25 @@ typedef struct rt_otlp_scan {
     size_t ss_pos;
     rt_otlp_span_view ctx; /* resource / scope part filled when entering them */
     size_t next_resource, next_scope, next_span, next_scope_seq;
+    int ids_only; /* rt_otlp_scan_init_ids: spans are walked for trace_id only */
     int failed;
     char err[RT_OTLP_ERR_MAX];
 } rt_otlp_scan;
 
 void rt_otlp_scan_init(rt_otlp_scan *it, const uint8_t *buf, size_t len);
+
+/* Like rt_otlp_scan_init, for routers: each span's top level is only walked tag by tag (wire
+ * types and lengths checked, payloads skipped) to find trace_id (field 1, last occurrence
+ * wins). In the views handed out only `span`, `trace_id` and the resource/scope part are set;
+ * every other span field is zero / empty. About a tenth of the full span parse. */
+void rt_otlp_scan_init_ids(rt_otlp_scan *it, const uint8_t *buf, size_t len);
+
+/* The structural check a router needs before it forwards: the request, ResourceSpans,
+ * ScopeSpans and each span's top-level fields are well-formed (as rt_otlp_scan_init_ids walks
+ * them); attributes, events and links are not looked into (the sampler checks them). Counts
+ * spans. Returns 0, or -1 with a message naming the place, as rt_otlp_validate does. */
+int rt_otlp_check_structure(const uint8_t *pb, size_t len, size_t *span_count, char *err,
+                            size_t errlen);
 
 /* Advance to the next span. Returns 1 and fills *v, 0 at the end of the request, or -1 on
  * malformed input with a message in it->err (after -1 every further call returns -1). Only

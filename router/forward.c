@@ -425,7 +425,7 @@ static int route(rt_fwd *f, fwd_req *r, const uint8_t *pb, size_t len, const fwd
     int rc = 0;
     rt_otlp_scan sc;
     rt_otlp_span_view v;
-    rt_otlp_scan_init(&sc, pb, len);
+    rt_otlp_scan_init_ids(&sc, pb, len);
     int s;
     while ((s = rt_otlp_scan_next(&sc, &v)) == 1) {
         if (first) {

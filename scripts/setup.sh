@@ -10,6 +10,7 @@ PKGS=(
   libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libyaml-dev
   libmurmurhash-dev libnghttp2-dev zlib1g-dev libjansson-dev libcmocka-dev
   jq          # the bench and integration scripts read JSON reports
+  time        # bench/driver.sh measures the load generator's CPU time
   prometheus  # for promtool, which checks our /metrics output
 )
 

@@ -1355,14 +1355,15 @@ static void test_ingest_maps_codes_and_encodes_answers_per_otlp_spec(void **stat
     const uint8_t *pb = (const uint8_t *)"x";
     size_t pb_len = 99, spans = 99;
     rt_otlp_result err;
-    assert_int_equal(
-        rt_otlp_ingest_decode(NULL, 0, false, false, 0, &s1, &s2, &pb, &pb_len, &spans, &err), 0);
+    assert_int_equal(rt_otlp_ingest_decode(NULL, 0, false, false, 0, false, &s1, &s2, &pb, &pb_len,
+                                           &spans, &err),
+                     0);
     assert_int_equal(pb_len, 0);
     assert_int_equal(spans, 0);
     rt_gzip_deflate((const uint8_t *)json_body, strlen(json_body), 6, &gz);
-    assert_int_equal(
-        rt_otlp_ingest_decode(gz.data, gz.len, true, true, 0, &s1, &s2, &pb, &pb_len, &spans, &err),
-        0);
+    assert_int_equal(rt_otlp_ingest_decode(gz.data, gz.len, true, true, 0, false, &s1, &s2, &pb,
+                                           &pb_len, &spans, &err),
+                     0);
     assert_int_equal(spans, 2);
     size_t want_len;
     uint8_t *want = json_body_as_pb(&want_len);
@@ -1372,8 +1373,8 @@ static void test_ingest_maps_codes_and_encodes_answers_per_otlp_spec(void **stat
     assert_int_equal(a_len, b_len);
     assert_memory_equal(a, b, a_len);
     /* The limit applies to the inflated size too. */
-    assert_int_equal(rt_otlp_ingest_decode(gz.data, gz.len, true, true, 100, &s1, &s2, &pb, &pb_len,
-                                           &spans, &err),
+    assert_int_equal(rt_otlp_ingest_decode(gz.data, gz.len, true, true, 100, false, &s1, &s2, &pb,
+                                           &pb_len, &spans, &err),
                      -1);
     assert_int_equal(err.status, RT_OTLP_TOO_LARGE);
     free(a);

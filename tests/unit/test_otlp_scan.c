@@ -274,6 +274,64 @@ static void test_scan_matches_protobuf_c_for_generated_requests(void **state)
     assert_true(total_spans > 10000); /* the generator really produced a corpus */
 }
 
+static uint64_t next_rand(uint64_t *s);
+
+/* The router's walk (trace ids only) hands out the same spans, trace ids, resources and scopes
+ * as the full walk on every generated request, and the structural check accepts whatever the
+ * full validation accepts; on mutated bytes the structural check may accept more (it does not
+ * look into attributes), never less, and never crashes. */
+static void test_ids_walk_and_structure_check_agree_with_full_walk(void **state)
+{
+    uint64_t rnd = 11;
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        Req *req = rt_gen_request(seed);
+        size_t len;
+        uint8_t *buf = rt_gen_pack(req, &len);
+        rt_gen_free(req);
+        rt_otlp_scan a, b;
+        rt_otlp_span_view va, vb;
+        rt_otlp_scan_init(&a, buf, len);
+        rt_otlp_scan_init_ids(&b, buf, len);
+        int ra, rb;
+        size_t n = 0;
+        while ((ra = rt_otlp_scan_next(&a, &va)) == 1) {
+            rb = rt_otlp_scan_next(&b, &vb);
+            assert_int_equal(rb, 1);
+            assert_ptr_equal(va.span.p, vb.span.p);
+            assert_int_equal(va.span.len, vb.span.len);
+            assert_int_equal(va.trace_id.len, vb.trace_id.len);
+            assert_ptr_equal(va.trace_id.p, vb.trace_id.p);
+            assert_ptr_equal(va.resource.p, vb.resource.p);
+            assert_ptr_equal(va.scope.p, vb.scope.p);
+            assert_int_equal(va.resource_index, vb.resource_index);
+            assert_int_equal(va.scope_seq, vb.scope_seq);
+            assert_int_equal(vb.n_attributes, 0); /* not parsed in this mode */
+            n++;
+        }
+        assert_int_equal(ra, 0);
+        assert_int_equal(rt_otlp_scan_next(&b, &vb), 0);
+        size_t count = 0;
+        char err[RT_OTLP_ERR_MAX];
+        assert_int_equal(rt_otlp_check_structure(buf, len, &count, err, sizeof err), 0);
+        assert_int_equal(count, n);
+        /* mutations: full validation passing implies the structural check passing */
+        uint8_t *m = malloc(len ? len : 1);
+        for (int i = 0; i < 40 && len > 0; i++) {
+            memcpy(m, buf, len);
+            m[next_rand(&rnd) % len] = (uint8_t)next_rand(&rnd);
+            size_t c1 = 0, c2 = 0;
+            int full = rt_otlp_validate(m, len, &c1, err, sizeof err);
+            int structural = rt_otlp_check_structure(m, len, &c2, err, sizeof err);
+            if (full == 0) {
+                assert_int_equal(structural, 0);
+                assert_int_equal(c1, c2);
+            }
+        }
+        free(m);
+        free(buf);
+    }
+}
+
 static void test_empty_input_is_an_empty_request(void **state)
 {
     rt_otlp_scan it;
@@ -965,6 +1023,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scan_matches_protobuf_c_for_generated_requests),
+        cmocka_unit_test(test_ids_walk_and_structure_check_agree_with_full_walk),
         cmocka_unit_test(test_empty_input_is_an_empty_request),
         cmocka_unit_test(test_every_truncation_stops_cleanly),
         cmocka_unit_test(test_garbage_bytes_never_crash),
