@@ -193,6 +193,13 @@ echo "driver: $scenario, $turns turns ($profile), $protocol into $target"
 if [ "$scenario" = sampler ] || [ "$scenario" = tier ]; then
   sleep 1
 fi
+# Each ringtail process's /metrics as it stands at the end of the run.
+for i in 1 2 3; do
+  curl -sf "http://127.0.0.$((i + 1)):$((base + 2))/metrics" > "$out/metrics-sampler-$i.txt" 2>/dev/null ||
+    rm -f "$out/metrics-sampler-$i.txt"
+done
+curl -sf "http://127.0.0.1:$((base + 2))/metrics" > "$out/metrics-router.txt" 2>/dev/null ||
+  rm -f "$out/metrics-router.txt"
 # CPU time of each process so far (user + system), for spans/s per core.
 tck=$(getconf CLK_TCK)
 cpu() { awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
