@@ -77,7 +77,12 @@ trap stop_all EXIT
 
 # A free port block for this run (OTLP http = base, grpc = base+1, admin = base+2 on each
 # address), so parallel runs and a running tier do not collide.
-base=$((20000 + ($$ * 7 + RANDOM) % 30000))
+# Below the kernel's ephemeral range (32768 and up by default), where outgoing connections of
+# this or other runs could already hold a port.
+low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+span=$((low - 10000 - 100))
+[ "$span" -gt 1000 ] || span=1000
+base=$((10000 + ($$ * 7 + RANDOM) % span))
 wait_log() { # wait_log FILE PATTERN
   for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "driver.sh: timed out waiting for '$2' in $1" >&2
@@ -90,7 +95,8 @@ start_sink() { # start_sink [EXTRA SINK ARGS]
     --manifest "$out/manifest.jsonl" --report "$out/sink.json" \
     ${fail_if:+--fail-if "$fail_if"} > "$out/sink.out" 2> "$out/sink.log" &
   sink_pid=$!
-  wait_log "$out/sink.log" "http_port="
+  wait_log "$out/sink.log" "grpc_port="
+  kill -0 "$sink_pid" 2>/dev/null || { cat "$out/sink.log" >&2; exit 2; }
 }
 
 sampler_config() { # sampler_config I -> config of sampler I (1..3) on 127.0.0.(I+1)
