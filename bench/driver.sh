@@ -73,7 +73,9 @@ stop_all() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pids=()
 }
-trap stop_all EXIT
+sink_pid=""
+# On any exit (also an error half-way), nothing of the run is left behind.
+trap 'stop_all; [ -z "$sink_pid" ] || kill -TERM "$sink_pid" 2>/dev/null || true' EXIT
 
 # A free port block for this run (OTLP http = base, grpc = base+1, admin = base+2 on each
 # address), so parallel runs and a running tier do not collide.
