@@ -138,7 +138,7 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
     }
     rt_otlp_scan it;
     rt_otlp_span_view v;
-    rt_otlp_scan_init(&it, pb, len);
+    rt_otlp_scan_init_ids(&it, pb, len); /* only trace ids are needed to split */
     int rc;
     while ((rc = rt_otlp_scan_next(&it, &v)) == 1) {
         unsigned k = rt_tbuf_shard_of(v.trace_id.p, v.trace_id.len, s->n);

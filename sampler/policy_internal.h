@@ -142,6 +142,25 @@ bool rt_pol_attr_any(const rt_otlp_span_view *v, const char *key, size_t keylen,
                      bool (*fn)(const void *cfg, const rt_otlp_value *val, bool on_span),
                      const void *cfg);
 
+/* The state of the attribute policies (string, numeric, boolean): one byte, set once any span
+ * or resource of the trace had `key` with a value `fn` accepts; later spans are not scanned. */
+static inline void
+rt_pol_attr_observe(uint8_t *hit, const rt_otlp_span_view *v, const char *key, size_t keylen,
+                    bool (*fn)(const void *cfg, const rt_otlp_value *val, bool on_span),
+                    const void *cfg)
+{
+    if (*hit == 0 && rt_pol_attr_any(v, key, keylen, fn, cfg)) {
+        *hit = 1;
+    }
+}
+
+/* Their decision: sampled when something matched, or (invert_match) when nothing did. */
+static inline rt_decision rt_pol_attr_decide(const void *st, bool invert_match)
+{
+    bool hit = *(const uint8_t *)st != 0;
+    return hit != invert_match ? RT_DECISION_SAMPLED : RT_DECISION_NOT_SAMPLED;
+}
+
 /* Token bucket of rate_limiting (spans) and bytes_limiting (bytes); defined in
  * policy_rate_limiting.c. Fractional tokens are kept. */
 typedef struct rt_pol_bucket {

@@ -83,10 +83,7 @@ static bool value_matches(const void *cfg, const rt_otlp_value *val, bool on_spa
 static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
 {
     const numeric_attr_cfg *c = cfg;
-    uint8_t *hit = st;
-    if (*hit == 0 && rt_pol_attr_any(v, c->key, c->keylen, value_matches, cfg)) {
-        *hit = 1;
-    }
+    rt_pol_attr_observe(st, v, c->key, c->keylen, value_matches, cfg);
 }
 
 static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_trace_summary *sum,
@@ -95,9 +92,7 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
     (void)rt;
     (void)sum;
     (void)now_ns;
-    const numeric_attr_cfg *c = cfg;
-    bool hit = *(const uint8_t *)st != 0;
-    return hit != c->invert_match ? RT_DECISION_SAMPLED : RT_DECISION_NOT_SAMPLED;
+    return rt_pol_attr_decide(st, ((const numeric_attr_cfg *)cfg)->invert_match);
 }
 
 const rt_pol_ops rt_pol_numeric_attribute_ops = {

@@ -25,16 +25,16 @@
 
 #define NNODE 3
 
-typedef struct admin_stub {
+typedef struct readyz_server {
     struct evhttp *http;
     int status; /* what /readyz answers */
     bool flap;  /* alternate 200 / 503 */
     int hits;
-} admin_stub;
+} readyz_server;
 
 typedef struct fixture {
     struct event_base *base;
-    admin_stub stubs[NNODE];
+    readyz_server servers[NNODE];
     uint16_t port;
     char dir[64];
     rt_membership *m;
@@ -48,7 +48,7 @@ typedef struct fixture {
 
 static void readyz(struct evhttp_request *req, void *arg)
 {
-    admin_stub *s = arg;
+    readyz_server *s = arg;
     s->hits++;
     int st = s->flap ? (s->hits % 2 ? 200 : 503) : s->status;
     evhttp_send_reply(req, st, st == 200 ? "OK" : "Service Unavailable", NULL);
@@ -76,7 +76,7 @@ static fixture *fixture_new(int check, int interval_ms)
     fixture *fx = rt_calloc(1, sizeof *fx);
     fx->base = event_base_new();
     for (int i = 0; i < NNODE; i++) {
-        admin_stub *s = &fx->stubs[i];
+        readyz_server *s = &fx->servers[i];
         s->status = 200;
         s->http = evhttp_new(fx->base);
         evhttp_set_cb(s->http, "/readyz", readyz, s);
@@ -94,7 +94,7 @@ static fixture *fixture_new(int check, int interval_ms)
     snprintf(path, sizeof path, "%s/ring.yaml", fx->dir);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
-    /* With check: tcp the OTLP endpoints are the admin stubs themselves. */
+    /* With check: tcp the OTLP endpoints are the readyz servers themselves. */
     fprintf(fp, "nodes:\n");
     for (int i = 0; i < NNODE; i++) {
         fprintf(fp, "  - {id: n%d, endpoint: \"127.0.0.%d:%u\"}\n", i, i + 1, fx->port);
@@ -120,8 +120,8 @@ static void fixture_free(fixture *fx)
     rt_health_free(fx->h);
     rt_view_unref(fx->last);
     for (int i = 0; i < NNODE; i++) {
-        if (fx->stubs[i].http) {
-            evhttp_free(fx->stubs[i].http);
+        if (fx->servers[i].http) {
+            evhttp_free(fx->servers[i].http);
         }
     }
     rt_membership_free(fx->m);
@@ -155,28 +155,28 @@ static void test_readyz_503_marks_down_and_200_brings_back_after_damping(void **
     assert_int_equal(fx->publishes, 1);
     assert_true(fx->up[0] && fx->up[1] && fx->up[2]);
     run_for(fx, 450);
-    assert_true(fx->stubs[1].hits >= 2); /* every node's admin port is polled */
-    assert_int_equal(fx->publishes, 1);  /* nothing changed: no new view */
+    assert_true(fx->servers[1].hits >= 2); /* every node's admin port is polled */
+    assert_int_equal(fx->publishes, 1);    /* nothing changed: no new view */
 
-    fx->stubs[1].status = 503;
+    fx->servers[1].status = 503;
     run_until(fx, 1, false, 3000);
     assert_false(rt_ring_is_up(fx->m->ring, 1)); /* mirrored for /ring */
     assert_true(fx->up[0] && fx->up[2]);
     assert_int_equal(rt_health_up_count(fx->h), 2);
 
     /* Flapping (200, 503, 200, ...) never gives healthy_after = 3 good checks in a row. */
-    fx->stubs[1].flap = true;
+    fx->servers[1].flap = true;
     run_for(fx, 1000);
     assert_false(fx->up[1]);
 
-    fx->stubs[1].flap = false;
-    fx->stubs[1].status = 503; /* end the flapping on a failure, so the good streak starts at 0 */
+    fx->servers[1].flap = false;
+    fx->servers[1].status = 503; /* end the flapping on a failure, so the good streak starts at 0 */
     run_for(fx, 250);
     assert_false(fx->up[1]);
-    fx->stubs[1].status = 200;
-    int hits = fx->stubs[1].hits;
+    fx->servers[1].status = 200;
+    int hits = fx->servers[1].hits;
     run_until(fx, 1, true, 3000);
-    assert_true(fx->stubs[1].hits - hits >= 3);
+    assert_true(fx->servers[1].hits - hits >= 3);
     assert_true(rt_ring_is_up(fx->m->ring, 1));
     fixture_free(fx);
 }
@@ -219,8 +219,8 @@ static void test_passive_failures_from_a_worker_thread_mark_down(void **state)
 static void test_tcp_check_follows_the_listener(void **state)
 {
     fixture *fx = fixture_new(RT_HEALTH_CHECK_TCP, 100);
-    evhttp_free(fx->stubs[0].http);
-    fx->stubs[0].http = NULL;
+    evhttp_free(fx->servers[0].http);
+    fx->servers[0].http = NULL;
     run_until(fx, 0, false, 3000);
     assert_true(fx->up[1] && fx->up[2]);
     fixture_free(fx);
