@@ -21,7 +21,7 @@ const char *rt_pb_strerror(int code)
     }
 }
 
-int rt_pb_read_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out)
+int rt_pb_read_varint_slow(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out)
 {
     size_t i = *pos;
     uint64_t v = 0;
@@ -42,27 +42,6 @@ int rt_pb_read_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out
         }
     }
     return RT_PB_EVARINT;
-}
-
-int rt_pb_read_tag(const uint8_t *buf, size_t len, size_t *pos, uint32_t *field, int *wire)
-{
-    size_t p = *pos;
-    uint64_t t;
-    int rc = rt_pb_read_varint(buf, len, &p, &t);
-    if (rc != 0) {
-        return rc;
-    }
-    if (t > UINT32_MAX) {
-        return RT_PB_EFIELD;
-    }
-    uint32_t f = (uint32_t)(t >> 3);
-    if (f == 0 || f > RT_PB_FIELD_MAX) {
-        return RT_PB_EFIELD;
-    }
-    *field = f;
-    *wire = (int)(t & 7);
-    *pos = p;
-    return 0;
 }
 
 int rt_pb_read_fixed32(const uint8_t *buf, size_t len, size_t *pos, uint32_t *out)
@@ -88,24 +67,6 @@ int rt_pb_read_fixed64(const uint8_t *buf, size_t len, size_t *pos, uint64_t *ou
     }
     *out = v;
     *pos += 8;
-    return 0;
-}
-
-int rt_pb_read_len(const uint8_t *buf, size_t len, size_t *pos, rt_pb_slice *out)
-{
-    size_t p = *pos;
-    uint64_t n;
-    int rc = rt_pb_read_varint(buf, len, &p, &n);
-    if (rc != 0) {
-        return rc;
-    }
-    /* p <= len here; compare against the remaining space so nothing can overflow. */
-    if (n > (uint64_t)(len - p)) {
-        return RT_PB_ETRUNC;
-    }
-    out->p = buf + p;
-    out->len = (size_t)n;
-    *pos = p + (size_t)n;
     return 0;
 }
 

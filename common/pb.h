@@ -40,12 +40,16 @@ const char *rt_pb_strerror(int code);
 /* Decode a base-128 varint. Rejects encodings longer than 10 bytes and a 10th byte carrying
  * more than the top bit of a uint64. Non-minimal encodings (e.g. 0x80 0x00) are accepted, as
  * protobuf parsers do. */
-int rt_pb_read_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out);
+static inline int rt_pb_read_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out);
+/* The general case of rt_pb_read_varint (any length); the inline reader handles one- and
+ * two-byte varints itself, which are nearly all tags and lengths in OTLP. */
+int rt_pb_read_varint_slow(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out);
 
 /* Decode a tag into field number and wire type. Rejects tags that do not fit in 32 bits, field
  * number 0, and field numbers above 2^29-1. The wire type is returned as-is (0..7); callers
  * that need to skip use rt_pb_skip(), which rejects the bad ones. */
-int rt_pb_read_tag(const uint8_t *buf, size_t len, size_t *pos, uint32_t *field, int *wire);
+static inline int rt_pb_read_tag(const uint8_t *buf, size_t len, size_t *pos, uint32_t *field,
+                                 int *wire);
 
 /* Little-endian fixed-width reads. */
 int rt_pb_read_fixed32(const uint8_t *buf, size_t len, size_t *pos, uint32_t *out);
@@ -53,7 +57,7 @@ int rt_pb_read_fixed64(const uint8_t *buf, size_t len, size_t *pos, uint64_t *ou
 
 /* Read a length prefix and return the delimited bytes as a slice into `buf` (checked to lie
  * wholly inside buf[0..len)). */
-int rt_pb_read_len(const uint8_t *buf, size_t len, size_t *pos, rt_pb_slice *out);
+static inline int rt_pb_read_len(const uint8_t *buf, size_t len, size_t *pos, rt_pb_slice *out);
 
 /* Skip one field value of wire type `wire` (the tag has already been read). Wire types 0, 1, 2
  * and 5 are skipped; groups (3, 4) and unknown types give RT_PB_EWIRETYPE. */
@@ -96,5 +100,67 @@ void rt_pb_append_len_field(rt_buf *b, uint32_t field, const void *data, size_t 
 /* Raw little-endian values (no tag). */
 void rt_pb_append_fixed32(rt_buf *b, uint32_t v);
 void rt_pb_append_fixed64(rt_buf *b, uint64_t v);
+
+/* ---- inline readers (the per-byte hot path of every walker) ---------------------------- */
+
+static inline int rt_pb_read_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out)
+{
+    size_t i = *pos;
+    if (i + 1 < len) {
+        uint8_t c0 = buf[i];
+        if (c0 < 0x80) {
+            *out = c0;
+            *pos = i + 1;
+            return 0;
+        }
+        uint8_t c1 = buf[i + 1];
+        if (c1 < 0x80) {
+            *out = (uint64_t)(c0 & 0x7f) | (uint64_t)c1 << 7;
+            *pos = i + 2;
+            return 0;
+        }
+    }
+    return rt_pb_read_varint_slow(buf, len, pos, out);
+}
+
+static inline int rt_pb_read_tag(const uint8_t *buf, size_t len, size_t *pos, uint32_t *field,
+                                 int *wire)
+{
+    size_t p = *pos;
+    uint64_t t;
+    int rc = rt_pb_read_varint(buf, len, &p, &t);
+    if (rc != 0) {
+        return rc;
+    }
+    if (t > UINT32_MAX) {
+        return RT_PB_EFIELD;
+    }
+    uint32_t f = (uint32_t)(t >> 3);
+    if (f == 0 || f > RT_PB_FIELD_MAX) {
+        return RT_PB_EFIELD;
+    }
+    *field = f;
+    *wire = (int)(t & 7);
+    *pos = p;
+    return 0;
+}
+
+static inline int rt_pb_read_len(const uint8_t *buf, size_t len, size_t *pos, rt_pb_slice *out)
+{
+    size_t p = *pos;
+    uint64_t n;
+    int rc = rt_pb_read_varint(buf, len, &p, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    /* p <= len here; compare against the remaining space so nothing can overflow. */
+    if (n > (uint64_t)(len - p)) {
+        return RT_PB_ETRUNC;
+    }
+    out->p = buf + p;
+    out->len = (size_t)n;
+    *pos = p + (size_t)n;
+    return 0;
+}
 
 #endif
