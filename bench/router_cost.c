@@ -1,21 +1,24 @@
 /* router_cost.c - rt-bench-router-cost: the per-span cost of the router's forwarding loop on a
  * 512-span agent-shaped request, beside a plain copy of the same bytes.
  *
- *   rt-bench-router-cost --mode none|copy|check|split|split_send [--iters N] [--spans N] [--nodes
- * N]
+ *   rt-bench-router-cost --mode none|copy|check|split|split_send [--iters N] [--spans N]
+ *                        [--nodes N]
  *
- * split is what router/forward.c route() does per request: walk every span (otlp_scan), check
- * the trace id, hash it and look its owner up on the ring, group the span's bytes per owner
- * under its resource and scope (otlp_encode), and write one request per owner. split_send adds
- * the one copy of each part rt_otlp_client_export makes. (Bench tools link libringtail only, so
- * the loop is restated here; keep it in step with route().) Under callgrind,
+ * split is what router/forward.c route() does per request, through the same code
+ * (common/otlp_split.c): one walk that is also the structural check, the trace-id check, a
+ * MurmurHash3 + Maglev lookup per run of spans of one trace, grouping of span runs per owner, and
+ * writing each owner's part (here into a buffer per owner reused across requests). split_send
+ * writes each part into a fresh buffer, as forward.c does before handing it to the client
+ * (rt_otlp_client_export_buf takes it without a copy), and frees it, as the client does when
+ * the export is done. check is rt_otlp_check_structure alone, what the listeners ran before
+ * the walk was fused into the split (no longer on the router's path). Under callgrind,
  * (Ir(mode) - Ir(none)) / (N * spans) is the instruction count per span with set-up subtracted:
  * bench/router_cost.sh does that.
  */
 #include "alloc.h"
 #include "buf.h"
-#include "otlp_encode.h"
 #include "otlp_scan.h"
+#include "otlp_split.h"
 #include "ring.h"
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
@@ -32,60 +35,57 @@
 }
 
 typedef struct owner {
-    rt_otlp_enc enc;
+    rt_otlp_part part;
     rt_buf out;
     uint64_t mark;
-    size_t cur_res, cur_scope, spans;
 } owner;
 
-/* One request through the forwarding loop: returns the bytes written over all parts. */
-static size_t split(const uint8_t *pb, size_t len, const rt_ring *ring, owner *own, size_t *touched,
-                    uint64_t mark, rt_buf *sent)
+typedef struct bench {
+    const rt_ring *ring;
+    owner *own;
+    size_t *touched;
+    size_t n_touched;
+    uint64_t mark;
+} bench;
+
+static int bench_owner(void *arg, const uint8_t *trace_id)
 {
-    size_t n_touched = 0, bytes = 0;
-    rt_otlp_scan sc;
-    rt_otlp_span_view v;
-    rt_otlp_scan_init_ids(&sc, pb, len); /* as router/forward.c walks */
-    while (rt_otlp_scan_next(&sc, &v) == 1) {
-        if (v.trace_id.len != 16) {
-            continue;
-        }
-        uint64_t a, b;
-        memcpy(&a, v.trace_id.p, 8);
-        memcpy(&b, v.trace_id.p + 8, 8);
-        if ((a | b) == 0) {
-            continue;
-        }
-        int o = rt_ring_lookup_key(ring, rt_ring_key(v.trace_id.p, 16));
-        owner *n = &own[o];
-        if (n->mark != mark) {
-            n->mark = mark;
-            n->cur_res = n->cur_scope = SIZE_MAX;
-            n->spans = 0;
-            rt_buf_reset(&n->out);
-            rt_otlp_enc_begin(&n->enc, &n->out);
-            touched[n_touched++] = (size_t)o;
-        }
-        if (n->cur_res != v.resource_index) {
-            n->cur_res = v.resource_index;
-            n->cur_scope = SIZE_MAX;
-            rt_otlp_enc_resource(&n->enc, v.has_resource ? v.resource.p : NULL, v.resource.len,
-                                 v.resource_schema_url.p, v.resource_schema_url.len);
-        }
-        if (n->cur_scope != v.scope_seq) {
-            n->cur_scope = v.scope_seq;
-            rt_otlp_enc_scope(&n->enc, v.has_scope ? v.scope.p : NULL, v.scope.len,
-                              v.scope_schema_url.p, v.scope_schema_url.len);
-        }
-        rt_otlp_enc_span(&n->enc, v.span.p, v.span.len);
-        n->spans++;
+    bench *b = arg;
+    return rt_ring_lookup_key(b->ring, rt_ring_key(trace_id, 16));
+}
+
+static rt_otlp_part *bench_part(void *arg, int o)
+{
+    bench *b = arg;
+    owner *n = &b->own[o];
+    if (n->mark != b->mark) {
+        n->mark = b->mark;
+        rt_otlp_part_reset(&n->part);
+        b->touched[b->n_touched++] = (size_t)o;
     }
-    for (size_t i = 0; i < n_touched; i++) {
-        owner *n = &own[touched[i]];
-        bytes += rt_otlp_enc_finish(&n->enc);
-        if (sent) {
-            rt_buf_reset(sent);
-            rt_buf_append(sent, n->out.data, n->out.len);
+    return &n->part;
+}
+
+/* One request through the forwarding loop: returns the bytes written over all parts. */
+static size_t split(rt_otlp_splitter *sp, bench *b, const uint8_t *pb, size_t len, uint64_t mark,
+                    int send)
+{
+    size_t bytes = 0;
+    b->mark = mark;
+    b->n_touched = 0;
+    if (rt_otlp_split(sp, pb, len) != 0) {
+        fprintf(stderr, "split: %s\n", sp->err);
+        exit(1);
+    }
+    for (size_t i = 0; i < b->n_touched; i++) {
+        owner *n = &b->own[b->touched[i]];
+        if (send) {
+            rt_buf body = RT_BUF_INIT;
+            bytes += rt_otlp_part_write(&n->part, &body);
+            rt_buf_free(&body);
+        } else {
+            rt_buf_reset(&n->out);
+            bytes += rt_otlp_part_write(&n->part, &n->out);
         }
     }
     return bytes;
@@ -133,10 +133,12 @@ int main(int argc, char **argv)
     owner *own = rt_calloc((size_t)nnodes, sizeof *own);
     size_t *touched = rt_calloc((size_t)nnodes, sizeof *touched);
     for (long i = 0; i < nnodes; i++) {
-        rt_otlp_enc_init(&own[i].enc);
+        rt_otlp_part_init(&own[i].part);
         rt_buf_init(&own[i].out);
     }
-    rt_buf sent = RT_BUF_INIT;
+    bench b = {ring, own, touched, 0, 0};
+    rt_otlp_splitter sp;
+    rt_otlp_splitter_init(&sp, bench_owner, bench_part, &b);
     uint8_t *copy = rt_malloc(len);
     uint64_t sink = 0;
     int m = strcmp(mode, "copy") == 0         ? 1
@@ -150,7 +152,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (m >= 2 && m <= 3) { /* warm the encoders' arrays and buffers, as a running worker's are */
-        sink += split(req, len, ring, own, touched, 1, m == 3 ? &sent : NULL);
+        sink += split(&sp, &b, req, len, 1, m == 3);
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -163,7 +165,7 @@ int main(int argc, char **argv)
             char why[RT_OTLP_ERR_MAX];
             sink += (uint64_t)rt_otlp_check_structure(req, len, &n, why, sizeof why) + n;
         } else if (m >= 2) {
-            sink += split(req, len, ring, own, touched, (uint64_t)it + 2, m == 3 ? &sent : NULL);
+            sink += split(&sp, &b, req, len, (uint64_t)it + 2, m == 3);
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -173,13 +175,14 @@ int main(int argc, char **argv)
            mode, nspans, nnodes, len, iters, secs > 0 ? (double)iters * (double)nspans / secs : 0.0,
            (unsigned long long)sink);
     for (long i = 0; i < nnodes; i++) {
-        rt_otlp_enc_free(&own[i].enc);
+        rt_otlp_part_free(&own[i].part);
         rt_buf_free(&own[i].out);
     }
-    rt_buf_free(&sent);
+    rt_otlp_splitter_free(&sp);
     free(own);
     free(touched);
     free(copy);
+    free(req);
     rt_ring_free(ring);
     return 0;
 }

@@ -371,7 +371,7 @@ static void stream_end(grpc_stream *st)
     memset(&err, 0, sizeof err);
     if (rt_otlp_ingest_decode(st->msg.data ? st->msg.data : (const uint8_t *)"", st->msg.len,
                               st->reader.compressed, false, srv->opts.max_body_bytes,
-                              srv->opts.structural_check, &st->scratch, &st->scratch2, &pb, &pb_len,
+                              srv->opts.handler_checks, &st->scratch, &st->scratch2, &pb, &pb_len,
                               &spans, &err) != 0) {
         stream_reject(st, rt_otlp_ingest_grpc_code(&err), 0, false, err.message);
         return;

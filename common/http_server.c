@@ -589,7 +589,7 @@ static void request_done(http_conn *c)
     size_t pb_len = 0;
     size_t spans = 0;
     if (rt_otlp_ingest_decode(call->body.data, call->body.len, r->gzip, r->json,
-                              c->srv->opts.max_body_bytes, c->srv->opts.structural_check,
+                              c->srv->opts.max_body_bytes, c->srv->opts.handler_checks,
                               &call->scratch, &call->scratch2, &pb, &pb_len, &spans, &err) != 0) {
         int code = rt_otlp_ingest_http_code(&err);
         conn_reject(c, code, rt_otlp_ingest_grpc_code(&err), false, err.message);

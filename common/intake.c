@@ -182,7 +182,7 @@ static void open_on_worker(rt_worker *w, void *arg)
         .handler_arg = in->worker_arg ? in->worker_arg(w, in->arg) : in->arg,
         .max_body_bytes = (size_t)in->cfg->max_body_bytes,
         .reuseport = true,
-        .structural_check = in->cfg->structural_check,
+        .handler_checks = in->cfg->handler_checks,
         .idle_timeout_s = (uint32_t)(in->cfg->idle_timeout_ns / 1000000000ull),
     };
     char err[400];

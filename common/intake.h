@@ -33,7 +33,7 @@ typedef struct rt_intake_cfg {
     rt_tls_cfg tls;          /* applies to both listeners */
     uint64_t max_body_bytes; /* per request, before and after inflating */
     uint64_t idle_timeout_ns;
-    bool structural_check; /* not a config key: the router sets it (see rt_otlp_server_opts) */
+    bool handler_checks; /* not a config key: the router sets it (see rt_otlp_server_opts) */
 } rt_intake_cfg;
 
 /* Server-side TLS keys (cert, key, client_ca); used by rt_intake_fields. */

@@ -63,8 +63,9 @@ const char *rt_otlp_call_peer(const rt_otlp_call *call)
 /* Decode pipeline: inflate (bounded by max_bytes), JSON -> protobuf, validate. Every failure is
  * reported with the stage as a prefix so the client can tell what to fix. */
 int rt_otlp_ingest_decode(const uint8_t *body, size_t len, bool gzip, bool json, size_t max_bytes,
-                          bool structural, rt_buf *scratch, rt_buf *scratch2, const uint8_t **pb,
-                          size_t *pb_len, size_t *span_count, rt_otlp_result *err)
+                          bool handler_checks, rt_buf *scratch, rt_buf *scratch2,
+                          const uint8_t **pb, size_t *pb_len, size_t *span_count,
+                          rt_otlp_result *err)
 {
     char msg[sizeof err->message];
     const uint8_t *data = body;
@@ -112,8 +113,8 @@ int rt_otlp_ingest_decode(const uint8_t *body, size_t len, bool gzip, bool json,
     }
     size_t spans = 0;
     msg[0] = '\0';
-    int bad = structural ? rt_otlp_check_structure(data, dlen, &spans, msg, sizeof msg)
-                         : rt_otlp_validate(data, dlen, &spans, msg, sizeof msg);
+    /* handler_checks: the handler's own walk checks the structure (otlp_server.h). */
+    int bad = handler_checks ? 0 : rt_otlp_validate(data, dlen, &spans, msg, sizeof msg);
     if (bad != 0) {
         rt_otlp_result_set(err, RT_OTLP_BAD_DATA, "protobuf: %s", msg[0] ? msg : "malformed");
         return -1;

@@ -7,15 +7,17 @@
 #include "buf.h"
 #include "otlp_server.h"
 
-/* Turn a received body into a validated protobuf ExportTraceServiceRequest (`structural`:
- * checked with rt_otlp_check_structure instead of rt_otlp_validate).
+/* Turn a received body into a validated protobuf ExportTraceServiceRequest (`handler_checks`:
+ * not validated here, because the handler's own walk checks it (the router's split); then
+ * *span_count is 0).
  * `gzip`: the body is gzip-compressed. `json`: the (inflated) body is OTLP/JSON.
  * On success returns 0 and sets *pb / *pb_len (pointing into `body` or `scratch`) and
  * *span_count. On failure returns -1 and fills `err` (BAD_DATA or TOO_LARGE, with a message
  * that names the problem: "gzip: ...", "json: ...", "protobuf: ..."). */
 int rt_otlp_ingest_decode(const uint8_t *body, size_t len, bool gzip, bool json, size_t max_bytes,
-                          bool structural, rt_buf *scratch, rt_buf *scratch2, const uint8_t **pb,
-                          size_t *pb_len, size_t *span_count, rt_otlp_result *err);
+                          bool handler_checks, rt_buf *scratch, rt_buf *scratch2,
+                          const uint8_t **pb, size_t *pb_len, size_t *span_count,
+                          rt_otlp_result *err);
 
 /* Encode the answer body for an HTTP response: ExportTraceServiceResponse on success (with
  * partial_success when rejected_spans > 0), google.rpc.Status otherwise; JSON or protobuf. */

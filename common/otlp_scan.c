@@ -59,6 +59,8 @@ static int pc_next(pctx *c, uint32_t *f, int *wt, size_t *tagpos)
         return 0;
     }
     *tagpos = c->pos;
+    *f = 0; /* set on every path (the inline reader leaves them alone on error) */
+    *wt = 0;
     int rc = rt_pb_read_tag(c->msg, c->len, &c->pos, f, wt);
     if (rc != 0) {
         return pc_fail(c, *tagpos, "bad tag (%s)", rt_pb_strerror(rc));
@@ -655,15 +657,47 @@ int rt_otlp_array_next(rt_otlp_array_iter *it, rt_otlp_value *out)
 int rt_otlp_attr_find(const uint8_t *msg, size_t len, uint32_t field, const char *key,
                       size_t keylen, rt_otlp_attr *out)
 {
-    rt_otlp_attr_iter it;
-    rt_otlp_attr_iter_init(&it, msg, len, field);
-    int rc;
-    while ((rc = rt_otlp_attr_next(&it, out)) == 1) {
-        if (out->key.len == keylen && (keylen == 0 || memcmp(out->key.p, key, keylen) == 0)) {
-            return 1;
+    /* Hot path of every attribute policy (called per span): walk the message's tags, and in
+     * each KeyValue of `field` only its key; decode the value of the match alone. Bytes that
+     * are not the key being looked for are only skipped by their lengths, so a malformed
+     * KeyValue elsewhere in the list goes unnoticed here (requests are validated on receipt). */
+    size_t pos = 0;
+    while (pos < len) {
+        uint32_t f;
+        int wt;
+        if (rt_pb_read_tag(msg, len, &pos, &f, &wt) != 0) {
+            return -1;
+        }
+        if (f != field) {
+            if (rt_pb_skip(msg, len, &pos, wt) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        rt_pb_slice kv;
+        if (wt != RT_PB_WT_LEN || rt_pb_read_len(msg, len, &pos, &kv) != 0) {
+            return -1;
+        }
+        rt_pb_slice k = {NULL, 0};
+        size_t kp = 0;
+        while (kp < kv.len) {
+            uint32_t kf;
+            int kwt;
+            if (rt_pb_read_tag(kv.p, kv.len, &kp, &kf, &kwt) != 0) {
+                return -1;
+            }
+            int rc = kf == 1 && kwt == RT_PB_WT_LEN ? rt_pb_read_len(kv.p, kv.len, &kp, &k)
+                                                    : rt_pb_skip(kv.p, kv.len, &kp, kwt);
+            if (rc != 0) {
+                return -1;
+            }
+        }
+        if (k.len == keylen && (keylen == 0 || memcmp(k.p, key, keylen) == 0)) {
+            char err[RT_OTLP_ERR_MAX];
+            return keyvalue_decode(kv.p, kv.len, out, msg, err, sizeof err) == 0 ? 1 : -1;
         }
     }
-    return rc;
+    return 0;
 }
 
 /* ---- Event, Link, Resource, InstrumentationScope ----------------------------------------- */

@@ -210,7 +210,9 @@ int rt_otlp_array_next(rt_otlp_array_iter *it, rt_otlp_value *out);
 
 /* Find the first KeyValue with key `key` in the repeated field `field` of msg. Returns 1 and
  * fills *out, 0 when absent, -1 on malformed input. (With duplicated keys the first wins, as
- * in the OTLP data model.) */
+ * in the OTLP data model.) Built for per-span lookups: only the matching KeyValue is decoded;
+ * the others are skipped by their lengths, so a malformed value of another key is not noticed
+ * (input is validated on receipt). */
 int rt_otlp_attr_find(const uint8_t *msg, size_t len, uint32_t field, const char *key,
                       size_t keylen, rt_otlp_attr *out);
 

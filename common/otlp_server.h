@@ -72,9 +72,11 @@ typedef struct rt_otlp_server_opts {
     SSL_CTX *tls;            /* NULL = plaintext (h2c for gRPC); ref held by the caller */
     bool reuseport;          /* SO_REUSEPORT, so every worker can listen on the same port */
     uint32_t idle_timeout_s; /* close idle connections after this; 0 = 120 s */
-    bool structural_check;   /* check only the structure down to each span's top level
-                              * (rt_otlp_check_structure) instead of rt_otlp_validate; for the
-                              * router, which forwards span bytes without reading them */
+    bool handler_checks;     /* the owner checks the request's structure itself: the server
+                              * does not run rt_otlp_validate (only size limits, gzip and JSON),
+                              * and span_count is 0. The handler must answer a malformed
+                              * request (BAD_DATA) before acting on any of it. For the router,
+                              * whose split walk is rt_otlp_check_structure (otlp_split.h) */
 } rt_otlp_server_opts;
 
 /* Convenience: fill `res`. `fmt` may be NULL. */

@@ -15,8 +15,8 @@
 #include "clock.h"
 #include "health.h"
 #include "log.h"
-#include "otlp_encode.h"
 #include "otlp_scan.h"
+#include "otlp_split.h"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -38,17 +38,16 @@ typedef struct fwd_node {
     size_t idx;             /* index in the current view */
     rt_health_node *health; /* ref */
     rt_view_node *vn;       /* ref in the current view: metric handles */
-    /* Split scratch: the part being filled in the current split, and what it last opened. */
-    rt_otlp_enc enc;
+    /* Split scratch: the part being filled in the current split. */
     uint64_t split_mark;
     fwd_part *cur;
-    size_t cur_res, cur_scope;
 } fwd_node;
 
 struct fwd_part {
     fwd_req *req;
     fwd_node *node;
-    rt_buf body;
+    rt_otlp_part plan; /* its spans: runs into the client's request bytes, for re-routing */
+    rt_buf body;       /* the encoded part until the client takes it */
     size_t spans;
     uint64_t sent_ns;
     uint64_t view_gen; /* generation the exclusions refer to */
@@ -75,7 +74,9 @@ struct rt_fwd {
     fwd_node **nodes;
     size_t n_nodes;
     uint64_t split_seq;
-    fwd_part **touched; /* parts opened by the current split */
+    rt_otlp_splitter sp; /* the walk; its callbacks open parts for split_req */
+    fwd_req *split_req;  /* the request being split */
+    fwd_part **touched;  /* parts opened by the current split */
     size_t n_touched, cap_touched;
     fwd_req *reqs; /* every live request */
     _Atomic size_t active;
@@ -130,7 +131,6 @@ static fwd_node *node_new(rt_fwd *f, const rt_view_node *vn)
     n->id = rt_strdup(vn->id);
     n->endpoint = rt_strdup(vn->endpoint);
     n->protocol = node_protocol(f, vn);
-    rt_otlp_enc_init(&n->enc);
     rt_otlp_client_opts o = {
         .protocol = (rt_otlp_client_protocol)n->protocol,
         .endpoint = n->endpoint,
@@ -159,7 +159,6 @@ static void node_free(fwd_node *n)
 {
     rt_otlp_client_free(n->client);
     n->client = NULL;
-    rt_otlp_enc_free(&n->enc);
     if (n->health) {
         rt_health_node_unref(n->health);
     }
@@ -183,12 +182,16 @@ static void node_bind(fwd_node *n, size_t idx, rt_view_node *vn)
     }
 }
 
+static int split_owner(void *arg, const uint8_t *trace_id);
+static rt_otlp_part *split_part(void *arg, int owner);
+
 rt_fwd *rt_fwd_new(struct event_base *base, size_t worker_index, const rt_fwd_opts *opts)
 {
     rt_fwd *f = rt_calloc(1, sizeof *f);
     f->base = base;
     f->index = worker_index;
     f->opts = *opts;
+    rt_otlp_splitter_init(&f->sp, split_owner, split_part, f);
     atomic_init(&f->active, 0);
     return f;
 }
@@ -338,29 +341,16 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 static void on_part_done(const rt_otlp_client_result *res, void *arg);
 
-static bool trace_id_valid(rt_pb_slice t)
-{
-    if (t.len != 16) {
-        return false;
-    }
-    uint64_t a, b;
-    memcpy(&a, t.p, 8);
-    memcpy(&b, t.p + 8, 8);
-    return (a | b) != 0;
-}
-
 static fwd_part *part_open(rt_fwd *f, fwd_req *r, fwd_node *n)
 {
     fwd_part *p = rt_calloc(1, sizeof *p);
     p->req = r;
     p->node = n;
+    rt_otlp_part_init(&p->plan);
     rt_buf_init(&p->body);
     p->view_gen = f->view->generation;
     n->split_mark = f->split_seq;
     n->cur = p;
-    n->cur_res = SIZE_MAX;
-    n->cur_scope = SIZE_MAX;
-    rt_otlp_enc_begin(&n->enc, &p->body);
     if (f->n_touched == f->cap_touched) {
         f->cap_touched = f->cap_touched ? 2 * f->cap_touched : 8;
         f->touched = rt_realloc(f->touched, f->cap_touched * sizeof *f->touched);
@@ -369,18 +359,36 @@ static fwd_part *part_open(rt_fwd *f, fwd_req *r, fwd_node *n)
     return p;
 }
 
+/* The splitter's callbacks: the owner of a trace id on this worker's ring (with the current
+ * exclusions flipped down), and the part collecting an owner's spans in this split. */
+static int split_owner(void *arg, const uint8_t *trace_id)
+{
+    rt_fwd *f = arg;
+    return rt_ring_lookup_key(f->ring, rt_ring_key(trace_id, 16));
+}
+
+static rt_otlp_part *split_part(void *arg, int owner)
+{
+    rt_fwd *f = arg;
+    fwd_node *n = f->nodes[owner];
+    fwd_part *p = n->split_mark == f->split_seq ? n->cur : part_open(f, f->split_req, n);
+    return &p->plan;
+}
+
 static void part_free(fwd_part *p)
 {
+    rt_otlp_part_free(&p->plan);
     rt_buf_free(&p->body);
     free(p);
 }
 
-/* Send a finished part, or account it as throttled when its node refuses more. */
+/* Send a finished part (its body goes to the client, not copied), or account it as throttled
+ * when its node refuses more. */
 static void part_send(rt_fwd *f, fwd_part *p)
 {
     fwd_req *r = p->req;
     p->sent_ns = rt_clock_mono_ns();
-    if (rt_otlp_client_export(p->node->client, p->body.data, p->body.len, on_part_done, p) == 0) {
+    if (rt_otlp_client_export_buf(p->node->client, &p->body, on_part_done, p) == 0) {
         r->pending++;
         return;
     }
@@ -390,13 +398,15 @@ static void part_send(rt_fwd *f, fwd_part *p)
     part_free(p);
 }
 
-/* Route every span of pb[0..len) on this worker's ring and send one part per owner. `from`
- * (may be NULL) is the failed part being re-routed: its exclusions (and its node) are kept out
- * of the lookups and copied to the new parts. Spans that no node can take are counted as
- * unavailable; with `first`, invalid trace ids are counted (a re-routed part has none).
- * Returns -1 if pb is malformed (only possible on the first split). */
-static int route(rt_fwd *f, fwd_req *r, const uint8_t *pb, size_t len, const fwd_part *from,
-                 bool first)
+/* Route the spans of the client's request pb[0..len) (`src` NULL), or of the part `src` (whose
+ * runs point into that request, still valid while the client is unanswered), on this worker's
+ * ring and send one part per owner. `from` (may be NULL) is the failed part being re-routed:
+ * its exclusions (and its node) are kept out of the lookups and copied to the new parts. Spans
+ * that no node can take are counted as unavailable; with `first`, every span and the invalid
+ * trace ids are counted. Returns -1, having sent nothing, if pb is malformed (message in
+ * f->sp.err; only possible on the first split). */
+static int route(rt_fwd *f, fwd_req *r, const uint8_t *pb, size_t len, const rt_otlp_part *src,
+                 const fwd_part *from, bool first)
 {
     const rt_fwd_metrics *m = f->opts.metrics;
     uint16_t excl[FWD_MAX_EXCL + 1];
@@ -421,64 +431,40 @@ static int route(rt_fwd *f, fwd_req *r, const uint8_t *pb, size_t len, const fwd
 
     f->split_seq++;
     f->n_touched = 0;
-    size_t unplaced = 0;
+    f->split_req = r;
     int rc = 0;
-    rt_otlp_scan sc;
-    rt_otlp_span_view v;
-    rt_otlp_scan_init_ids(&sc, pb, len);
-    int s;
-    while ((s = rt_otlp_scan_next(&sc, &v)) == 1) {
-        if (first) {
-            r->total++;
-            if (!trace_id_valid(v.trace_id)) {
-                r->invalid++;
-                continue;
-            }
-        }
-        int owner = rt_ring_lookup_key(f->ring, rt_ring_key(v.trace_id.p, 16));
-        if (owner < 0) {
-            unplaced++;
-            continue;
-        }
-        fwd_node *n = f->nodes[owner];
-        fwd_part *p = n->split_mark == f->split_seq ? n->cur : part_open(f, r, n);
-        if (n->cur_res != v.resource_index) {
-            n->cur_res = v.resource_index;
-            n->cur_scope = SIZE_MAX;
-            rt_otlp_enc_resource(
-                &n->enc, v.has_resource ? (v.resource.p ? v.resource.p : pb) : NULL, v.resource.len,
-                v.resource_schema_url.p, v.resource_schema_url.len);
-        }
-        if (n->cur_scope != v.scope_seq) {
-            n->cur_scope = v.scope_seq;
-            rt_otlp_enc_scope(&n->enc, v.has_scope ? (v.scope.p ? v.scope.p : pb) : NULL,
-                              v.scope.len, v.scope_schema_url.p, v.scope_schema_url.len);
-        }
-        rt_otlp_enc_span(&n->enc, v.span.p, v.span.len);
-        p->spans++;
+    if (src) {
+        rt_otlp_split_part(&f->sp, src);
+    } else {
+        rc = rt_otlp_split(&f->sp, pb, len);
     }
-    if (s < 0) {
-        rc = -1;
-    }
+    f->split_req = NULL;
     for (size_t i = n_excl; i-- > 0;) {
         rt_ring_set_up(f->ring, excl[i], restore[i]);
     }
-    if (first && r->invalid) {
-        rt_counter_add(m->rejected[RT_FWD_REJ_INVALID_TRACE_ID], r->invalid);
+    if (rc == 0 && first) {
+        r->total += f->sp.spans;
+        r->invalid += f->sp.invalid;
+        if (f->sp.invalid) {
+            rt_counter_add(m->rejected[RT_FWD_REJ_INVALID_TRACE_ID], f->sp.invalid);
+        }
     }
-    if (unplaced) {
-        r->unavailable += unplaced;
-        rt_counter_add(m->rejected[RT_FWD_REJ_UNAVAILABLE], unplaced);
+    if (rc == 0 && f->sp.unplaced) {
+        r->unavailable += f->sp.unplaced;
+        rt_counter_add(m->rejected[RT_FWD_REJ_UNAVAILABLE], f->sp.unplaced);
     }
-    /* Finish every part before sending any: send never calls back synchronously, but a
-     * finished encoder must not be reused by a nested split. */
+    /* Encode every part before sending any: send never calls back synchronously, but the
+     * touched list must not be reused by a nested split. */
     size_t n_parts = f->n_touched;
     for (size_t i = 0; i < n_parts; i++) {
         fwd_part *p = f->touched[i];
-        rt_otlp_enc_finish(&p->node->enc);
         p->node->split_mark = 0;
-        memcpy(p->excl, excl, n_excl * sizeof excl[0]);
-        p->n_excl = n_excl;
+        if (rc == 0) {
+            p->spans = p->plan.spans;
+            rt_otlp_part_write(&p->plan, &p->body);
+            memcpy(p->excl, excl, n_excl * sizeof excl[0]);
+            p->n_excl = n_excl;
+        }
     }
     f->n_touched = 0;
     fwd_part *local[16];
@@ -565,7 +551,7 @@ static void on_part_done(const rt_otlp_client_result *res, void *arg)
                 r->unavailable += p->spans;
                 rt_counter_add(m->rejected[RT_FWD_REJ_UNAVAILABLE], p->spans);
             } else {
-                route(f, r, p->body.data, p->body.len, NULL, false);
+                route(f, r, NULL, 0, &p->plan, NULL, false);
             }
             break;
         }
@@ -587,20 +573,23 @@ static void on_part_done(const rt_otlp_client_result *res, void *arg)
             break; /* already answered (deadline): the spans were counted then */
         }
         rt_counter_inc(n->vn->retries);
-        route(f, r, p->body.data, p->body.len, p, false);
+        route(f, r, NULL, 0, &p->plan, p, false);
         break;
     }
     part_free(p);
     req_settle(r);
 }
 
+/* The listener does not check the request (handler_checks: the split below is the check), so
+ * `span_count` is not used: the split counts spans, and a malformed request is answered here
+ * with the structural check's 400 before any part is sent. */
 void rt_fwd_handle(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t span_count, void *arg)
 {
     rt_fwd *f = arg;
     const rt_fwd_metrics *m = f->opts.metrics;
     rt_otlp_transport t = rt_otlp_call_transport(call);
-    rt_counter_inc(m->requests_received[t]);
-    rt_counter_add(m->spans_received[t], span_count);
+    rt_otlp_result res;
+    (void)span_count;
 
     fwd_req *r = rt_calloc(1, sizeof *r);
     r->f = f;
@@ -615,25 +604,35 @@ void rt_fwd_handle(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t spa
     evtimer_assign(&r->deadline, f->base, on_deadline, r);
 
     if (f->closing || f->ring == NULL) {
-        rt_otlp_result res;
-        rt_otlp_result_set(&res, RT_OTLP_UNAVAILABLE, "%s",
-                           f->closing ? "router is shutting down" : "no ring loaded");
-        res.retry_after_s = f->opts.retry_after_s;
-        r->total = span_count;
-        r->unavailable = span_count;
-        rt_counter_add(m->rejected[RT_FWD_REJ_UNAVAILABLE], span_count);
+        /* Nothing is routed: the structural check alone (rare path) to count or refuse. */
+        size_t n = 0;
+        char why[RT_OTLP_ERR_MAX];
+        if (rt_otlp_check_structure(pb, len, &n, why, sizeof why) != 0) {
+            rt_otlp_result_set(&res, RT_OTLP_BAD_DATA, "protobuf: %s", why);
+        } else {
+            rt_counter_inc(m->requests_received[t]);
+            rt_counter_add(m->spans_received[t], n);
+            rt_otlp_result_set(&res, RT_OTLP_UNAVAILABLE, "%s",
+                               f->closing ? "router is shutting down" : "no ring loaded");
+            res.retry_after_s = f->opts.retry_after_s;
+            r->total = n;
+            r->unavailable = n;
+            rt_counter_add(m->rejected[RT_FWD_REJ_UNAVAILABLE], n);
+        }
         req_answer(r, &res);
         req_free(r);
         return;
     }
-    if (route(f, r, pb, len, NULL, true) != 0) {
-        /* The server validated the request, so this is a bug in one of the two walkers. */
-        rt_otlp_result res;
-        rt_otlp_result_set(&res, RT_OTLP_BAD_DATA, "malformed request");
+    if (route(f, r, pb, len, NULL, NULL, true) != 0) {
+        /* Malformed: nothing was sent; the same answer the listener's check used to give. Not
+         * counted as received, as when the listener refused it. */
+        rt_otlp_result_set(&res, RT_OTLP_BAD_DATA, "protobuf: %s", f->sp.err);
         req_answer(r, &res);
         req_settle(r);
         return;
     }
+    rt_counter_inc(m->requests_received[t]);
+    rt_counter_add(m->spans_received[t], r->total);
     if (r->pending > 0) {
         struct timeval tv = {(time_t)(f->opts.request_deadline_ns / 1000000000ull),
                              (suseconds_t)(f->opts.request_deadline_ns % 1000000000ull / 1000)};
@@ -663,6 +662,7 @@ void rt_fwd_free(rt_fwd *f)
         req_free(f->reqs); /* only requests without parts can be left; none are expected */
     }
     free(f->touched);
+    rt_otlp_splitter_free(&f->sp);
     rt_view_unref(f->view);
     free(f);
 }

@@ -6,10 +6,17 @@
  * node (kept across views while the node's id, endpoint and protocol are unchanged).
  *
  * Per request (rt_fwd_handle, the intake's handler):
- *   1. Walk the spans with otlp_scan (no decoding). A span whose trace id is not 16 bytes or is
- *      all zero is dropped and reported to the client as a partial success (OTLP spec).
- *   2. Look each trace id up on the worker's ring; copy the span's bytes into that owner's part
- *      under its original resource and scope (otlp_encode; spans are never re-encoded).
+ *   1. Walk the request once (otlp_split): that walk is also its structural check (the listener
+ *      skips its own; a malformed request is answered 400 / INVALID_ARGUMENT with the check's
+ *      message before any part is sent). Spans are not decoded: only each span's top-level tags
+ *      are read, for the trace id; the samplers validate spans in full, and a sampler's 400
+ *      comes back to the client as rejected spans (below). A span whose trace id is not 16
+ *      bytes or is all zero is dropped and reported to the client as a partial success.
+ *   2. Look each trace id up on the worker's ring (once per run of spans of one trace); copy
+ *      runs of consecutive spans bound for the same owner into that owner's part, under their
+ *      original resource and scope, with one memcpy per run (spans are never re-encoded). The
+ *      part's body is handed to the client without a copy; the part keeps slices into the
+ *      request for re-routing, which only happens while the client is unanswered.
  *   3. Export every part. A part that fails with a connection error, a timeout or a retryable
  *      status after the client's own retries (samplers.retry_budget) is reported to the health
  *      checker and re-routed to the successors of its keys, excluding every node that already

@@ -298,9 +298,10 @@ int rt_router_setup(rt_daemon *d, void *cfgp)
         .arg = rt,
     };
     rt_daemon_set_hooks(d, &hooks);
-    /* The router forwards span bytes unread: a structural check is enough here, the samplers
-     * validate everything (and their 400 comes back to the client as rejected spans). */
-    cfg->listeners.structural_check = true;
+    /* The router forwards span bytes unread: a structural check is enough here, and its split
+     * walk is that check (forward.c answers a malformed request 400 before sending anything);
+     * the samplers validate everything (and their 400 comes back as rejected spans). */
+    cfg->listeners.handler_checks = true;
     rt->intake =
         rt_intake_open(&cfg->listeners, rt->pool, rt_fwd_handle, worker_arg, rt, err, sizeof err);
     if (rt->intake == NULL) {

@@ -228,7 +228,7 @@ static void ot_analyse(slice v, ot_info *info)
     slice rest = v, sub;
     bool more = true;
     while (next_piece(&rest, ';', &more, &sub)) {
-        slice key, val;
+        slice key = {NULL, 0}, val = {NULL, 0};
         if (!split_sub(sub, &key, &val) || !ot_key_ok(key) || !ot_value_ok(val)) {
             wellformed = false;
             /* still look for an rv in a malformed value: it is worth keeping when unambiguous */
@@ -318,7 +318,7 @@ static void write_ot(rt_buf *out, size_t start, const ot_info *info, slice ot_va
         slice rest = ot_value, sub;
         bool more = true;
         while (next_piece(&rest, ';', &more, &sub)) {
-            slice key, val;
+            slice key = {NULL, 0}, val = {NULL, 0};
             split_sub(sub, &key, &val); /* well-formed: cannot fail */
             if (slice_eq(key, "th")) {
                 continue;

@@ -66,7 +66,7 @@ static size_t find_slot(const rt_dcache *c, const uint8_t *key, bool *found)
     }
 }
 
-bool rt_dcache_get(const rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint32_t *val)
+bool rt_dcache_get(const rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint64_t *val)
 {
     if (c->capacity == 0) {
         return false;
@@ -100,7 +100,7 @@ static void index_delete(rt_dcache *c, size_t i)
     c->index[i] = 0;
 }
 
-void rt_dcache_put(rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint32_t val)
+void rt_dcache_put(rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint64_t val)
 {
     if (c->capacity == 0) {
         return;

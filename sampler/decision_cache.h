@@ -1,11 +1,12 @@
-/* decision_cache.h - a bounded set of 16-byte keys with a 32-bit value each, forgetting the
+/* decision_cache.h - a bounded set of 16-byte keys with a 64-bit value each, forgetting the
  * oldest insertion first (FIFO).
  *
- * The sampler keeps three: trace ids decided as sampled (value: which policy name kept them),
+ * The sampler keeps three: trace ids decided as sampled (value: which policy name kept them and
+ * the trace's adjusted count, packed by trace_buffer.c),
  * trace ids decided as not sampled, and (span id, trace id) keys of spans already emitted, for
  * duplicate suppression after the decision. Storage is allocated once at init: a ring of
  * `capacity` entries in insertion order plus an open-addressed index (linear probing, at most
- * half full, backward-shift deletion), about 28-36 bytes per key. Not thread-safe.
+ * half full, backward-shift deletion), about 32-40 bytes per key. Not thread-safe.
  */
 #ifndef RT_DECISION_CACHE_H
 #define RT_DECISION_CACHE_H
@@ -18,7 +19,7 @@
 
 typedef struct rt_dcache_ent {
     uint8_t key[RT_DCACHE_KEY];
-    uint32_t val;
+    uint64_t val;
 } rt_dcache_ent;
 
 typedef struct rt_dcache {
@@ -35,10 +36,10 @@ void rt_dcache_init(rt_dcache *c, size_t capacity);
 void rt_dcache_free(rt_dcache *c);
 
 /* Returns true and stores the value in *val (may be NULL) if `key` is held. */
-bool rt_dcache_get(const rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint32_t *val);
+bool rt_dcache_get(const rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint64_t *val);
 /* Remember `key` with `val` (a key already held gets the new value and keeps its age). When
  * full, the oldest key is forgotten first. */
-void rt_dcache_put(rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint32_t val);
+void rt_dcache_put(rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint64_t val);
 
 /* Bytes allocated by the cache. */
 size_t rt_dcache_bytes(const rt_dcache *c);

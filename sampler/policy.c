@@ -5,9 +5,11 @@
  */
 #include "policy.h"
 
+#include "adjusted_count.h"
 #include "alloc.h"
 #include "policy_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,7 @@ static const rt_pol_ops *const leaf_types[] = {
     &rt_pol_span_count_ops,        &rt_pol_probabilistic_ops,    &rt_pol_rate_limiting_ops,
     &rt_pol_bytes_limiting_ops,    &rt_pol_string_attribute_ops, &rt_pol_numeric_attribute_ops,
     &rt_pol_boolean_attribute_ops, &rt_pol_trace_state_ops,      &rt_pol_trace_flags_ops,
+    &rt_pol_reservoir_ops,
 };
 
 const rt_pol_ops *rt_pol_ops_find(const char *type)
@@ -34,7 +37,7 @@ const char *rt_pol_known_types(void)
 {
     return "always_sample, latency, status_code, span_count, probabilistic, rate_limiting, "
            "bytes_limiting, string_attribute, numeric_attribute, boolean_attribute, trace_state, "
-           "trace_flags, and, not, drop, composite";
+           "trace_flags, reservoir, and, not, drop, composite";
 }
 
 /* ---- the set -------------------------------------------------------------------------------- */
@@ -133,8 +136,50 @@ static void layout_node(rt_policy_set *set, rt_pol_node *n)
     }
 }
 
+/* Adjusted count of a trace `n` samples (see rt_pol_node.count). */
+static double node_count(rt_pol_node *n)
+{
+    double c = 1.0;
+    switch (n->kind) {
+    case RT_POL_LEAF:
+        c = n->ops->adjusted_count != NULL ? n->ops->adjusted_count(n->cfg) : 1.0;
+        break;
+    case RT_POL_NOT: /* keeps every trace its sub-policy does not: a condition, so keep-all */
+        c = 1.0;
+        node_count(&n->subs[0]);
+        break;
+    case RT_POL_AND:
+    case RT_POL_DROP:
+        /* Independent stages multiply (and(tenant = x, probabilistic 10 %) gives 10). */
+        for (size_t i = 0; i < n->n_subs; i++) {
+            double s = node_count(&n->subs[i]);
+            c = c == RT_ADJ_UNKNOWN || s == RT_ADJ_UNKNOWN ? RT_ADJ_UNKNOWN : c * s;
+        }
+        break;
+    case RT_POL_COMPOSITE: /* rate-capped: the keep probability is unknown */
+        for (size_t i = 0; i < n->n_subs; i++) {
+            node_count(&n->subs[i]);
+        }
+        c = RT_ADJ_UNKNOWN;
+        break;
+    }
+    if (!(c >= 1.0) || isinf(c)) {
+        c = RT_ADJ_UNKNOWN;
+    }
+    n->count = c;
+    return c;
+}
+
 void rt_pol_set_layout(rt_policy_set *set)
 {
+    set->reservoir = -1;
+    for (size_t i = 0; i < set->n_top; i++) {
+        node_count(&set->top[i]);
+        if (set->top[i].kind == RT_POL_LEAF && set->top[i].ops == &rt_pol_reservoir_ops &&
+            set->reservoir < 0) {
+            set->reservoir = (int)i;
+        }
+    }
     /* Pass 1 counts; pass 2 fills (offsets are recomputed identically). */
     for (int pass = 0; pass < 2; pass++) {
         set->state_size = 0;
@@ -316,7 +361,10 @@ rt_decision rt_policy_decide(rt_policy_engine *e, void *state, const rt_trace_su
                              uint64_t now_ns, rt_policy_result *out)
 {
     const rt_policy_set *set = e->set;
-    rt_policy_result res = {RT_DECISION_NOT_SAMPLED, -1};
+    rt_policy_result res = {
+        .decision = RT_DECISION_NOT_SAMPLED, .policy = -1, .adjusted_count = 0, .reservoir = -1};
+    bool keep_all = false;
+    double known = RT_ADJ_UNKNOWN;
 
     /* Drop policies first: the first that drops decides, nothing else is evaluated. */
     for (size_t i = 0; i < set->n_top; i++) {
@@ -332,14 +380,24 @@ rt_decision rt_policy_decide(rt_policy_engine *e, void *state, const rt_trace_su
         }
     }
     /* Then every other policy in config order (all of them, so every rate limiter sees every
-     * trace as in OTel, unless sample_on_first_match stops at the first that samples). */
+     * trace as in OTel, unless sample_on_first_match stops at the first that samples). The
+     * reservoir is left out: it only takes what nothing here kept. */
     for (size_t i = 0; i < set->n_top; i++) {
-        if (set->top[i].kind == RT_POL_DROP) {
+        if (set->top[i].kind == RT_POL_DROP || (int)i == set->reservoir) {
             continue;
         }
         rt_decision d = eval_node(e, &set->top[i], state, sum, now_ns);
         count_outcome(e, i, d);
-        if (d == RT_DECISION_SAMPLED && res.policy < 0) {
+        if (d != RT_DECISION_SAMPLED) {
+            continue;
+        }
+        double c = set->top[i].count;
+        if (c == 1.0) {
+            keep_all = true; /* a census of what it matches: the count is exactly 1 */
+        } else if (known == RT_ADJ_UNKNOWN) {
+            known = c;
+        }
+        if (res.policy < 0) {
             res.decision = RT_DECISION_SAMPLED;
             res.policy = (int)i;
             if (e->sample_on_first_match) {
@@ -347,33 +405,44 @@ rt_decision rt_policy_decide(rt_policy_engine *e, void *state, const rt_trace_su
             }
         }
     }
+    if (res.decision == RT_DECISION_SAMPLED) {
+        res.adjusted_count = keep_all ? 1.0 : known;
+    } else if (set->reservoir >= 0) {
+        res.reservoir = set->reservoir; /* its outcome is counted when the holder knows it */
+        goto out;
+    }
 done:
+    if (set->reservoir >= 0) {
+        count_outcome(e, (size_t)set->reservoir, RT_DECISION_NOT_SAMPLED);
+    }
+out:
     if (out != NULL) {
         *out = res;
     }
     return res.decision;
 }
 
-/* ---- attribute lookup shared by the attribute policies ------------------------------------- */
-
-bool rt_pol_attr_any(const rt_otlp_span_view *v, const char *key, size_t keylen,
-                     bool (*fn)(const void *cfg, const rt_otlp_value *val, bool on_span),
-                     const void *cfg)
+void rt_policy_count_outcome(rt_policy_engine *e, int policy, rt_decision d)
 {
-    rt_otlp_attr a;
-    if (v->n_attributes > 0 &&
-        rt_otlp_attr_find(v->span.p, v->span.len, RT_OTLP_SPAN_ATTRS, key, keylen, &a) == 1 &&
-        fn(cfg, &a.value, true)) {
-        return true;
+    if (policy >= 0 && (size_t)policy < e->set->n_top) {
+        count_outcome(e, (size_t)policy, d);
     }
-    /* Resource attributes are checked with every span: resources are small, and a pointer to
-     * the last resource seen would not be an identity (request buffers are reused, so another
-     * resource can later sit at the same address). */
-    if (v->resource.p != NULL && v->resource.len > 0 &&
-        rt_otlp_attr_find(v->resource.p, v->resource.len, RT_OTLP_RESOURCE_ATTRS, key, keylen,
-                          &a) == 1 &&
-        fn(cfg, &a.value, false)) {
-        return true;
+}
+
+bool rt_policy_engine_reservoir(const rt_policy_engine *e, rt_policy_reservoir_params *out)
+{
+    const rt_policy_set *set = e->set;
+    if (set->reservoir < 0) {
+        return false;
     }
-    return false;
+    uint64_t k, window_ns;
+    rt_pol_reservoir_params(set->top[set->reservoir].cfg, &k, &window_ns);
+    out->policy = set->reservoir;
+    /* ceil, minus a hair so that k * (1 / workers) * workers rounding up does not add a slot */
+    out->slots = (uint64_t)ceil((double)k * e->share - 1e-9);
+    if (out->slots == 0) {
+        out->slots = 1;
+    }
+    out->window_ns = window_ns;
+    return true;
 }

@@ -18,6 +18,8 @@
  * Decision rule (OTel): drop policies are evaluated first and a Dropped outcome wins; otherwise
  * the trace is kept if any policy samples it (with sample_on_first_match, evaluation stops at
  * the first policy that samples; drop policies still run first); otherwise it is not kept.
+ * Ours: a `reservoir` policy is evaluated after every other one and only sees the traces they
+ * did not keep or drop (see "the reservoir" below); every kept trace carries an adjusted count.
  */
 #ifndef RT_POLICY_H
 #define RT_POLICY_H
@@ -66,7 +68,9 @@ const char *rt_policy_set_type(const rt_policy_set *set, size_t i);
  * token buckets (full at start).
  * With `reg` (may be NULL) every top-level policy's own outcome of each evaluation is counted
  * in ringtail_sampler_policy_evaluations_total{policy="<name>",outcome="sampled|not_sampled|
- * dropped"}; engines of all workers share those series (same name and labels). */
+ * dropped"}; engines of all workers share those series (same name and labels). A reservoir
+ * policy's outcome is counted not_sampled when something else decided the trace, and otherwise
+ * by the trace buffer through rt_policy_count_outcome once the held trace's fate is known. */
 rt_policy_engine *rt_policy_engine_new(const rt_policy_set *set, double share,
                                        bool sample_on_first_match, uint64_t now_ns,
                                        rt_metrics_registry *reg);
@@ -87,11 +91,83 @@ typedef struct rt_policy_result {
      * order that sampled (its name goes into the `tailsampling.policy` attribute); for DROPPED
      * the drop policy; -1 for NOT_SAMPLED. */
     int policy;
+    /* SAMPLED: the trace's adjusted count (adjusted_count.h): 1 when a keep-all policy sampled
+     * it; else the count of the first sampling policy (config order) whose count is known
+     * (probabilistic: 1/ratio; and: the product of its subs'); else RT_ADJ_UNKNOWN (0: only
+     * rate limiters or composites sampled it). 0 for other decisions. */
+    double adjusted_count;
+    /* NOT_SAMPLED: index of the set's reservoir policy when the trace is eligible for it (no
+     * drop policy dropped it and no other policy sampled it): the caller offers it to its
+     * rt_reservoir and reports the final outcome with rt_policy_count_outcome. -1 otherwise. */
+    int reservoir;
 } rt_policy_result;
 
 /* Decide a trace (charges token buckets of rate-limiting policies that are evaluated).
- * Returns out->decision. */
+ * Returns out->decision. The reservoir policy, if any, is evaluated last, and only reported
+ * (out->reservoir): the engine holds no traces. */
 rt_decision rt_policy_decide(rt_policy_engine *e, void *state, const rt_trace_summary *sum,
                              uint64_t now_ns, rt_policy_result *out);
+
+/* Count one final outcome of top-level policy `policy` in policy_evaluations_total (used for a
+ * reservoir policy, whose outcome is known only when its window ends or the trace is evicted).
+ * No-op without a registry or for an index out of range. */
+void rt_policy_count_outcome(rt_policy_engine *e, int policy, rt_decision d);
+
+/* ---- the reservoir (a baseline: a uniform sample of the traces nothing else kept) ----------
+ *
+ * Config (policy_reservoir.c), top level only, at most one per set:
+ *     - name: baseline
+ *       type: reservoir
+ *       reservoir: {traces_per_window: 1000, window: 1m}
+ * Per engine the reservoir keeps slots = ceil(traces_per_window * share) traces per window
+ * [w * window, (w + 1) * window) of the monotonic now_ns. Selection is bottom-k: the traces with
+ * the lowest priority (a seeded 64-bit MurmurHash3 of the trace id: deterministic per trace id,
+ * uniform over random ids) among the `seen` eligible traces of the window. At the window's end
+ * each held trace is kept with adjusted count seen / held (>= 1). The trace buffer owns the
+ * held traces; rt_reservoir below is the bookkeeping it embeds. */
+
+typedef struct rt_policy_reservoir_params {
+    int policy;         /* index of the reservoir among the top-level policies */
+    uint64_t slots;     /* ceil(traces_per_window * share), >= 1 */
+    uint64_t window_ns; /* window length, >= 1 s */
+} rt_policy_reservoir_params;
+
+/* The engine's reservoir policy, if its set has one: fills *out and returns true. */
+bool rt_policy_engine_reservoir(const rt_policy_engine *e, rt_policy_reservoir_params *out);
+
+/* Priority of a trace id (16 bytes) for bottom-k selection. */
+uint64_t rt_policy_reservoir_priority(const uint8_t trace_id[16]);
+
+typedef struct rt_reservoir_ent {
+    uint64_t prio;
+    void *item; /* ref: the caller's (a held trace) */
+} rt_reservoir_ent;
+
+/* Bottom-k state of one window: a max-heap of at most `slots` entries. Not thread-safe. */
+typedef struct rt_reservoir {
+    uint64_t slots;         /* 0: no reservoir (every offer is refused) */
+    uint64_t window_ns;     /* > 0 when slots > 0 */
+    uint64_t window;        /* index of the current window (now_ns / window_ns) */
+    uint64_t seen;          /* eligible traces offered in the current window (n_w) */
+    rt_reservoir_ent *heap; /* owned; heap[0] has the highest priority */
+    size_t n, cap;
+} rt_reservoir;
+
+/* Set up for `slots` traces per `window_ns` (slots 0: disabled), the window holding now_ns. */
+void rt_reservoir_init(rt_reservoir *r, uint64_t slots, uint64_t window_ns, uint64_t now_ns);
+void rt_reservoir_free(rt_reservoir *r);
+/* True when now_ns lies past the current window (the caller flushes, then restarts). */
+bool rt_reservoir_window_over(const rt_reservoir *r, uint64_t now_ns);
+/* Offer an eligible trace (counted in `seen`). Returns true if it is held: there was a free
+ * slot, or `prio` is lower than the highest held priority, which is then evicted into *evicted
+ * (else *evicted = NULL). O(log slots). */
+bool rt_reservoir_offer(rt_reservoir *r, uint64_t prio, void *item, void **evicted);
+/* Remove and return the held item with the highest priority (NULL if none). O(log slots). */
+void *rt_reservoir_pop_max(rt_reservoir *r);
+/* Adjusted count of each held item if the window ended now: seen / held, at least 1. */
+double rt_reservoir_count(const rt_reservoir *r);
+/* Forget every held item (the caller has taken r->heap[0..n) first) and start the window
+ * holding now_ns with seen = 0. */
+void rt_reservoir_restart(rt_reservoir *r, uint64_t now_ns);
 
 #endif

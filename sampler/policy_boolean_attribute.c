@@ -1,8 +1,17 @@
-/* policy_boolean_attribute.c - the boolean_attribute policy: a resource or span attribute `key`
- * holding the boolean `value`. Only boolean values are compared (OTel reads other types as
- * false; we ignore them). invert_match samples the traces in which no resource or span has
- * it (the same whole-trace reading as string_attribute). */
+/* policy_boolean_attribute.c - the boolean_attribute policy: an attribute `key` holding the
+ * boolean `value`. Only boolean values are compared (OTel reads other types as false; we ignore
+ * them). invert_match samples the traces in which no resource or span has it (the same
+ * whole-trace reading as string_attribute).
+ *
+ * ringtail additions (see policy_match.h):
+ *   - `scope: any|span|root|resource` (default any = OTel: span attributes, then the span's
+ *     resource attributes; root = the root span's attributes only, so a trace whose root has
+ *     not arrived does not match and invert_match samples it).
+ *   - Arrays: an array value matches when any element is the boolean `value` (nested arrays and
+ *     kvlists are not searched). A deliberate difference from OTel, which never matches arrays.
+ */
 #include "policy_internal.h"
+#include "policy_match.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -11,6 +20,7 @@ typedef struct boolean_attr_cfg {
     char *key;
     bool value;
     bool invert_match;
+    int scope;     /* rt_pol_scope */
     size_t keylen; /* derived */
 } boolean_attr_cfg;
 
@@ -30,6 +40,13 @@ static const rt_cfg_field fields[] = {
      .offset = offsetof(boolean_attr_cfg, invert_match),
      .def = "false",
      .help = "Sample traces in which no resource or span has the key with this value."},
+    {.key = "scope",
+     .type = RT_CFG_ENUM,
+     .offset = offsetof(boolean_attr_cfg, scope),
+     .def = "any",
+     .choices = rt_pol_scope_choices,
+     .help = "Where the key is looked up: any (span, then its resource), span, root (the root "
+             "span only) or resource."},
     {0},
 };
 
@@ -55,7 +72,7 @@ static bool value_matches(const void *cfg, const rt_otlp_value *val, bool on_spa
 static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
 {
     const boolean_attr_cfg *c = cfg;
-    rt_pol_attr_observe(st, v, c->key, c->keylen, value_matches, cfg);
+    rt_pol_match_observe(st, v, (rt_pol_scope)c->scope, c->key, c->keylen, value_matches, cfg);
 }
 
 static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_trace_summary *sum,

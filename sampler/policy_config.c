@@ -8,8 +8,8 @@
  *
  * Nesting: OTel allows only leaf types under and / composite / not. We also allow and, not and
  * composite inside one another (the evaluation is well defined); `drop` is only accepted at the
- * top level, because a Dropped outcome only means something for the final decision. Nesting is
- * limited to MAX_DEPTH levels.
+ * top level, because a Dropped outcome only means something for the final decision; the same for
+ * `reservoir` (ours), of which a set has at most one. Nesting is limited to MAX_DEPTH levels.
  */
 #include "policy.h"
 
@@ -390,7 +390,16 @@ static int parse_item(rt_cfg_ctx *ctx, const rt_cfg_node *item, const char *path
     const rt_pol_ops *ops = rt_pol_ops_find(ts);
     if (ops != NULL) {
         out->type = ops->type;
-        if (parse_leaf(ctx, ops, block, item->line, bpath, out) != 0) {
+        if (ops == &rt_pol_reservoir_ops && depth > 0) {
+            /* Its traces are "what no other policy kept": that only means something for the
+             * final decision. */
+            p = rt_sprintf("%s.type", path);
+            rt_cfg_error(ctx, type->line, p,
+                         "policy \"%s\": reservoir is only allowed as a top-level policy (not "
+                         "inside and, not, drop or composite)",
+                         pname);
+            ok = false;
+        } else if (parse_leaf(ctx, ops, block, item->line, bpath, out) != 0) {
             ok = false;
         }
     } else if (strcmp(ts, "and") == 0 || strcmp(ts, "drop") == 0) {
@@ -522,6 +531,30 @@ rt_policy_set *rt_policy_set_parse(rt_cfg_ctx *ctx, const rt_cfg_node *node, con
 {
     rt_policy_set *set = rt_calloc(1, sizeof *set);
     if (parse_list(ctx, node, path ? path : "policies", 0, &set->top, &set->n_top) != 0) {
+        rt_policy_set_free(set);
+        return NULL;
+    }
+    /* At most one reservoir: two would each claim to stand for "the rest". */
+    const rt_pol_node *first = NULL;
+    bool dup = false;
+    for (size_t i = 0; i < set->n_top; i++) {
+        const rt_pol_node *n = &set->top[i];
+        if (n->kind != RT_POL_LEAF || n->ops != &rt_pol_reservoir_ops) {
+            continue;
+        }
+        if (first == NULL) {
+            first = n;
+            continue;
+        }
+        char *p = rt_sprintf("%s[%zu].type", path ? path : "policies", i);
+        rt_cfg_error(ctx, n->line, p,
+                     "policy \"%s\": only one reservoir policy is allowed (\"%s\" on line %d "
+                     "is one already)",
+                     n->name, first->name, first->line);
+        free(p);
+        dup = true;
+    }
+    if (dup) {
         rt_policy_set_free(set);
         return NULL;
     }

@@ -47,6 +47,11 @@ typedef struct rt_pol_ops {
      * per-trace state, `rt` its runtime. Must not allocate. */
     rt_decision (*decide)(const void *cfg, void *rt, const void *st, const rt_trace_summary *sum,
                           uint64_t now_ns);
+
+    /* Adjusted count of a trace this leaf samples (see adjusted_count.h): 1 / probability for a
+     * baseline sampler, RT_ADJ_UNKNOWN (0) when the keep probability is unknown (rate limiters).
+     * NULL = 1: a "keep-all" policy, which keeps every trace matching its condition. */
+    double (*adjusted_count)(const void *cfg);
 } rt_pol_ops;
 
 /* The leaf types, one file each. */
@@ -62,6 +67,7 @@ extern const rt_pol_ops rt_pol_numeric_attribute_ops; /* policy_numeric_attribut
 extern const rt_pol_ops rt_pol_boolean_attribute_ops; /* policy_boolean_attribute.c */
 extern const rt_pol_ops rt_pol_trace_state_ops;       /* policy_trace_state.c */
 extern const rt_pol_ops rt_pol_trace_flags_ops;       /* policy_trace_flags.c */
+extern const rt_pol_ops rt_pol_reservoir_ops;         /* policy_reservoir.c (top level only) */
 
 /* ---- the parsed tree ------------------------------------------------------------------------ */
 
@@ -90,6 +96,11 @@ struct rt_pol_node {
     double max_total_sps; /* max_total_spans_per_second */
     double *alloc_sps;    /* owned, per sub (evaluation order): its spans/s before `share` */
 
+    /* Adjusted count of a trace this node samples (>= 1, or RT_ADJ_UNKNOWN), computed when the
+     * set is built: leaf from ops->adjusted_count, not = 1, and = product of its subs (unknown
+     * if one is), composite = unknown. */
+    double count;
+
     /* Layout, assigned when the set is built (8-byte aligned). */
     size_t state_off;   /* leaf with state_size > 0 */
     size_t runtime_off; /* leaf with runtime_size > 0, or composite */
@@ -111,6 +122,7 @@ struct rt_policy_set {
     size_t n_observers;
     const rt_pol_node **runtimes; /* owned: every node (any depth) with runtime to initialise */
     size_t n_runtimes;
+    int reservoir; /* index in top[] of the reservoir policy, or -1 (at most one per set) */
 };
 
 /* The leaf type called `type`, or NULL. */
@@ -133,28 +145,8 @@ static inline bool rt_pol_slice_eq(rt_pb_slice s, const char *str, size_t len)
     return s.len == len && (len == 0 || memcmp(s.p, str, len) == 0);
 }
 
-/* Look `key` up among the attributes of span `v` and, if it has one, of its resource. Calls
- * `fn(cfg, value)` for the span's value and the resource's value (first occurrence of the key
- * in each, as the OTLP data model reads duplicated keys) and returns true as soon as one call
- * does. Malformed attribute bytes are treated as absent. Allocates nothing. Defined in
- * policy.c. */
-bool rt_pol_attr_any(const rt_otlp_span_view *v, const char *key, size_t keylen,
-                     bool (*fn)(const void *cfg, const rt_otlp_value *val, bool on_span),
-                     const void *cfg);
-
-/* The state of the attribute policies (string, numeric, boolean): one byte, set once any span
- * or resource of the trace had `key` with a value `fn` accepts; later spans are not scanned. */
-static inline void
-rt_pol_attr_observe(uint8_t *hit, const rt_otlp_span_view *v, const char *key, size_t keylen,
-                    bool (*fn)(const void *cfg, const rt_otlp_value *val, bool on_span),
-                    const void *cfg)
-{
-    if (*hit == 0 && rt_pol_attr_any(v, key, keylen, fn, cfg)) {
-        *hit = 1;
-    }
-}
-
-/* Their decision: sampled when something matched, or (invert_match) when nothing did. */
+/* The decision of the attribute policies (string, boolean): their state is one "matched" byte;
+ * sampled when something matched, or (invert_match) when nothing did. */
 static inline rt_decision rt_pol_attr_decide(const void *st, bool invert_match)
 {
     bool hit = *(const uint8_t *)st != 0;
@@ -179,5 +171,9 @@ bool rt_pol_bucket_take(rt_pol_bucket *b, double n, uint64_t now_ns);
  * product rounded to 64 significant bits first); 0 for ratio <= 0, UINT64_MAX for ratio >= 1.
  * Defined in policy_probabilistic.c. */
 uint64_t rt_pol_probabilistic_threshold(double ratio);
+
+/* reservoir: k (traces_per_window) and the window length of a reservoir leaf's config. Defined
+ * in policy_reservoir.c. */
+void rt_pol_reservoir_params(const void *cfg, uint64_t *k, uint64_t *window_ns);
 
 #endif

@@ -3,7 +3,9 @@
  * threshold = (2^64 - 1) * (sampling_percentage / 100) computed as Go's big.Float does it
  * (product rounded to 64 significant bits, nearest-even, then truncated to an integer), so a
  * ringtail sampler and an OTel collector with the same salt keep exactly the same trace ids.
- * An empty or absent hash_salt means "default-hash-seed", as in OTel. */
+ * An empty or absent hash_salt means "default-hash-seed", as in OTel. A kept trace's adjusted
+ * count is 1 / (sampling_percentage / 100). */
+#include "adjusted_count.h"
 #include "policy_internal.h"
 
 #include <math.h>
@@ -104,10 +106,22 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
     return h <= c->threshold ? RT_DECISION_SAMPLED : RT_DECISION_NOT_SAMPLED;
 }
 
+/* A kept trace stands for 1 / ratio traces (1 at 100 %); a 0 % policy never keeps one. */
+static double adjusted_count(const void *cfg)
+{
+    const probabilistic_cfg *c = cfg;
+    double ratio = c->sampling_percentage / 100.0;
+    if (!(ratio > 0)) {
+        return RT_ADJ_UNKNOWN;
+    }
+    return ratio >= 1 ? 1.0 : 1.0 / ratio;
+}
+
 const rt_pol_ops rt_pol_probabilistic_ops = {
     .type = "probabilistic",
     .fields = fields,
     .cfg_size = sizeof(probabilistic_cfg),
     .prepare = prepare,
     .decide = decide,
+    .adjusted_count = adjusted_count,
 };

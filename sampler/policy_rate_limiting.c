@@ -3,7 +3,9 @@
  * read here), charged with the trace's span count or encoded bytes when the whole charge fits
  * (golang.org/x/time/rate AllowN semantics, which OTel uses). burst_capacity defaults to twice
  * the rate. Every rate and capacity is multiplied by the engine's `share` (1 / workers), since
- * each worker sees its share of the traces. */
+ * each worker sees its share of the traces. The keep probability of a rate limiter is unknown, so
+ * the traces they keep carry no adjusted count (RT_ADJ_UNKNOWN). */
+#include "adjusted_count.h"
 #include "policy_internal.h"
 
 #include <stddef.h>
@@ -95,6 +97,12 @@ static rt_decision decide_bytes(const void *cfg, void *rt, const void *st,
                                                               : RT_DECISION_NOT_SAMPLED;
 }
 
+static double unknown_count(const void *cfg)
+{
+    (void)cfg;
+    return RT_ADJ_UNKNOWN;
+}
+
 const rt_pol_ops rt_pol_rate_limiting_ops = {
     .type = "rate_limiting",
     .fields = span_fields,
@@ -102,6 +110,7 @@ const rt_pol_ops rt_pol_rate_limiting_ops = {
     .runtime_size = sizeof(rt_pol_bucket),
     .runtime_init = runtime_init,
     .decide = decide_spans,
+    .adjusted_count = unknown_count,
 };
 
 const rt_pol_ops rt_pol_bytes_limiting_ops = {
@@ -111,4 +120,5 @@ const rt_pol_ops rt_pol_bytes_limiting_ops = {
     .runtime_size = sizeof(rt_pol_bucket),
     .runtime_init = runtime_init,
     .decide = decide_bytes,
+    .adjusted_count = unknown_count,
 };

@@ -13,6 +13,8 @@
  *     names[]        every policy name ever used to keep a trace (the sampled cache stores an
  *                    index here, so a reload does not re-label late spans)
  *     engine         ref: the policy engine (rt_tbuf_set_engine swaps it)
+ *     resv           bottom-k heap of the traces held for the reservoir policy (refs to traces
+ *                    in the table; they are off the pending list and have no timer)
  *   trace
  *     arena          span records: [u32 len][u32 resource id][u32 scope id][span bytes]...
  *     ids            open-addressed set of 64-bit span ids (0 = empty slot) for dedup
@@ -24,12 +26,14 @@
  */
 #include "trace_buffer.h"
 
+#include "adjusted_count.h"
 #include "alloc.h"
 #include "decision_cache.h"
 #include "intern.h"
 #include "log.h"
 #include "otlp_encode.h"
 #include "otlp_scan.h"
+#include "pb.h"
 #include "timer_wheel.h"
 
 #include <murmurhash.h>
@@ -56,6 +60,7 @@ typedef struct trace {
     uint64_t root_ns; /* arrival of the first root span (valid when sum.root_seen) */
     uint64_t cost;    /* bytes charged for this trace */
     uint8_t cause;    /* rt_tbuf_cause of the scheduled timer */
+    uint8_t held;     /* decided, and held by the reservoir until its window ends */
 } trace;
 
 /* The Resource / scope block the ingest call is currently under, interned on first use. */
@@ -69,7 +74,7 @@ typedef struct span_rec {
     uint32_t res, scope, off, len;
 } span_rec;
 
-enum { EARLY_TRACES = 0, EARLY_BYTES, EARLY_COUNT_ };
+enum { EARLY_TRACES = 0, EARLY_BYTES, EARLY_RESERVOIR_BYTES, EARLY_COUNT_ };
 enum {
     DISC_NOT_SAMPLED = 0,
     DISC_DROPPED,
@@ -82,7 +87,7 @@ enum {
 
 typedef struct tbuf_metrics {
     rt_counter *traces_received, *spans_received;
-    rt_gauge *traces_pending, *bytes_buffered;
+    rt_gauge *traces_pending, *bytes_buffered, *held;
     rt_counter *decisions[3][RT_TBUF_CAUSE_COUNT_];
     rt_counter *early[EARLY_COUNT_];
     rt_counter *late_sampled, *late_not_sampled;
@@ -102,7 +107,10 @@ struct rt_tbuf {
     void *emit_arg;
 
     trace **table;
-    size_t table_cap, n_traces;
+    size_t table_cap, n_traces; /* n_traces: every trace in the table, pending or held */
+    size_t n_held;              /* traces held by the reservoir */
+    rt_reservoir resv;          /* bottom-k of held traces; slots 0 without a reservoir policy */
+    int resv_policy;            /* its index in the engine's set, or -1 */
     trace *oldest, *newest;
     rt_twheel wheel;
     rt_intern res, scopes;
@@ -117,16 +125,18 @@ struct rt_tbuf {
 
     rt_otlp_enc enc;
     rt_buf out;
+    rt_buf scratch; /* kept spans with their adjusted count and trace_state appended */
+    rt_buf ts;      /* one rewritten trace_state */
     span_rec *recs;
     size_t cap_recs;
 
     rt_metrics_registry *own_reg; /* a private registry when the caller gave none */
     tbuf_metrics m;
-    double shown_traces, shown_bytes; /* what this buffer has added to the shared gauges */
+    double shown_traces, shown_bytes, shown_held; /* what this buffer added to shared gauges */
 };
 
-static const char *const cause_names[RT_TBUF_CAUSE_COUNT_] = {"wait", "root", "max_age", "overflow",
-                                                              "shutdown"};
+static const char *const cause_names[RT_TBUF_CAUSE_COUNT_] = {"wait",     "root",     "max_age",
+                                                              "overflow", "shutdown", "reservoir"};
 static const char *const decision_names[3] = {"not_sampled", "sampled", "dropped"};
 static const char *const disc_names[DISC_COUNT_] = {"not_sampled",      "dropped_by_policy",
                                                     "late_not_sampled", "duplicate",
@@ -189,6 +199,31 @@ static const char *hex_id(const uint8_t *id, char out[33])
 static inline uint64_t buffered_bytes(const rt_tbuf *b)
 {
     return b->trace_bytes + b->res.bytes + b->scopes.bytes;
+}
+
+/* Traces waiting for their decision (held traces are decided). */
+static inline size_t pending_count(const rt_tbuf *b)
+{
+    return b->n_traces - b->n_held;
+}
+
+/* The sampled cache's value: the policy name id in the low 32 bits, the adjusted count as a
+ * float in the high 32 (0.0f is RT_ADJ_UNKNOWN), so late spans get the trace's count. */
+static uint64_t pack_sampled(uint32_t nid, double count)
+{
+    float f = (float)count;
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return (uint64_t)bits << 32 | nid;
+}
+
+static void unpack_sampled(uint64_t v, uint32_t *nid, double *count)
+{
+    uint32_t bits = (uint32_t)(v >> 32);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    *nid = (uint32_t)v;
+    *count = (double)f;
 }
 
 static uint64_t trace_cost(const rt_tbuf *b, uint32_t arena_cap, uint32_t ids_cap)
@@ -401,9 +436,11 @@ static void metrics_init(rt_tbuf *b, rt_metrics_registry *reg)
                                          "Traces buffered and not yet decided.", NULL);
     m->bytes_buffered =
         rt_metrics_gauge(reg, "ringtail_sampler_bytes_buffered",
-                         "Bytes held for pending traces (spans, shared resources and scopes, "
-                         "per-trace and per-span overhead).",
+                         "Bytes held for pending traces and traces held by the reservoir (spans, "
+                         "shared resources and scopes, per-trace and per-span overhead).",
                          NULL);
+    m->held = rt_metrics_gauge(reg, "ringtail_sampler_reservoir_held_traces",
+                               "Traces held by the reservoir policy until its window ends.", NULL);
     for (int d = 0; d < 3; d++) {
         for (int c = 0; c < RT_TBUF_CAUSE_COUNT_; c++) {
             m->decisions[d][c] =
@@ -412,11 +449,12 @@ static void metrics_init(rt_tbuf *b, rt_metrics_registry *reg)
                                    "decision", decision_names[d], "cause", cause_names[c], NULL);
         }
     }
-    static const char *const early_names[EARLY_COUNT_] = {"traces", "bytes"};
+    static const char *const early_names[EARLY_COUNT_] = {"traces", "bytes", "reservoir_bytes"};
     for (int i = 0; i < EARLY_COUNT_; i++) {
         m->early[i] = rt_metrics_counter(
             reg, "ringtail_sampler_early_decisions_total",
-            "Traces decided before their time because the buffer hit its trace or byte bound.",
+            "Traces decided before their time because the buffer hit its trace or byte bound "
+            "(reservoir_bytes: a held trace given up, as not sampled, for bytes).",
             "reason", early_names[i], NULL);
     }
     const char *late_help = "Spans arriving after their trace was decided, by the cached "
@@ -442,7 +480,11 @@ static void metrics_init(rt_tbuf *b, rt_metrics_registry *reg)
 /* Bring the shared gauges in line with this buffer's state (they are sums over workers). */
 static void sync_gauges(rt_tbuf *b)
 {
-    double t = (double)b->n_traces, by = (double)buffered_bytes(b);
+    double t = (double)pending_count(b), by = (double)buffered_bytes(b), h = (double)b->n_held;
+    if (h != b->shown_held) {
+        rt_gauge_add(b->m.held, h - b->shown_held);
+        b->shown_held = h;
+    }
     if (t != b->shown_traces) {
         rt_gauge_add(b->m.traces_pending, t - b->shown_traces);
         b->shown_traces = t;
@@ -499,10 +541,9 @@ static trace *trace_new(rt_tbuf *b, const uint8_t *id, uint64_t now)
     return t;
 }
 
-/* Forget a trace (decided or discarded): gives back its interned blocks and memory. */
-static void trace_destroy(rt_tbuf *b, trace *t)
+/* Take a pending trace off the pending list and its timer. */
+static void pending_unlink(rt_tbuf *b, trace *t)
 {
-    table_remove(b, t);
     rt_twheel_cancel(&b->wheel, &t->timer);
     if (t->older) {
         t->older->newer = t->newer;
@@ -513,6 +554,19 @@ static void trace_destroy(rt_tbuf *b, trace *t)
         t->newer->older = t->older;
     } else {
         b->newest = t->older;
+    }
+    t->older = t->newer = NULL;
+}
+
+/* Forget a trace (decided or discarded): gives back its interned blocks and memory. A held
+ * trace must already be out of the reservoir's heap. */
+static void trace_destroy(rt_tbuf *b, trace *t)
+{
+    table_remove(b, t);
+    if (t->held) {
+        b->n_held--;
+    } else {
+        pending_unlink(b, t);
     }
     for (uint32_t off = 0; off < t->arena_len;) {
         uint32_t hdr[3];
@@ -554,9 +608,67 @@ static void enc_resource(rt_tbuf *b, const uint8_t *res, size_t len, const uint8
     }
 }
 
+/* ---- adjusted counts on kept spans ---------------------------------------------------------- */
+
+/* The trace_state of an encoded span (field 3, the last occurrence, as protobuf reads it); an
+ * empty slice if it has none or the span does not parse. */
+static rt_pb_slice span_tracestate(const uint8_t *p, size_t len)
+{
+    rt_pb_slice ts = {(const uint8_t *)"", 0};
+    size_t pos = 0;
+    while (pos < len) {
+        uint32_t f;
+        int wt;
+        if (rt_pb_read_tag(p, len, &pos, &f, &wt) != 0) {
+            break;
+        }
+        if (f == 3 && wt == RT_PB_WT_LEN) {
+            if (rt_pb_read_len(p, len, &pos, &ts) != 0) {
+                return (rt_pb_slice){(const uint8_t *)"", 0};
+            }
+        } else if (rt_pb_skip(p, len, &pos, wt) != 0) {
+            break;
+        }
+    }
+    return ts;
+}
+
+/* Append a Span attribute (field 9) `key` = double `v`. */
+static void append_double_attr(rt_buf *out, const char *key, size_t klen, double v)
+{
+    size_t any = rt_pb_tag_size(4) + 8;
+    rt_pb_append_len_prefix(out, 9, rt_pb_len_field_size(1, klen) + rt_pb_len_field_size(2, any));
+    rt_pb_append_len_field(out, 1, key, klen);
+    rt_pb_append_len_prefix(out, 2, any);
+    rt_pb_append_tag(out, 4, RT_PB_WT_FIXED64);
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    rt_pb_append_fixed64(out, bits);
+}
+
+/* Append to `out` a copy of the span `p` (len bytes, whose trace_state is `old`) followed by
+ * what a kept span gets: the RT_ADJ_ATTR attribute with the combined count when it is known,
+ * and the trace_state rewritten for `count` as a new field 3 (last occurrence wins, so the span
+ * is not re-encoded) unless the rewrite left it unchanged. */
+static void append_kept_span(rt_tbuf *b, rt_buf *out, const uint8_t *p, size_t len, rt_pb_slice old,
+                             double count)
+{
+    rt_buf_append(out, p, len);
+    rt_buf_reset(&b->ts);
+    double c =
+        rt_adj_tracestate_rewrite(old.p ? old.p : (const uint8_t *)"", old.len, count, &b->ts);
+    if (c != RT_ADJ_UNKNOWN) {
+        append_double_attr(out, RT_ADJ_ATTR, sizeof(RT_ADJ_ATTR) - 1, c);
+    }
+    if (b->ts.len != old.len || (old.len > 0 && memcmp(b->ts.data, old.p, old.len) != 0)) {
+        rt_pb_append_len_field(out, 3, b->ts.data, b->ts.len);
+    }
+}
+
 /* Encode every span of `t` (one ResourceSpans per resource, one ScopeSpans per scope in it,
- * arrival order inside) with the policy attribute, and hand the request to emit. */
-static void emit_trace(rt_tbuf *b, trace *t, const char *policy)
+ * arrival order inside) with the policy attribute, its adjusted count and rewritten trace_state
+ * (count `count`: >= 1 or RT_ADJ_UNKNOWN), and hand the request to emit. */
+static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
 {
     size_t n = t->sum.span_count;
     if (n > b->cap_recs) {
@@ -572,6 +684,18 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy)
         off += SPAN_HDR + hdr[0];
     }
     qsort(b->recs, k, sizeof(*b->recs), rec_cmp);
+    /* The encoder appends one string attribute to a borrowed span; the count attribute and the
+     * trace_state need a copy of the span with them appended (one memcpy per kept span). The
+     * copies go to `scratch` first, then are encoded, as scratch may move while it grows. */
+    rt_buf_reset(&b->scratch);
+    for (size_t i = 0; i < k; i++) {
+        span_rec *r = &b->recs[i];
+        const uint8_t *sp = t->arena + r->off;
+        size_t at = b->scratch.len;
+        append_kept_span(b, &b->scratch, sp, r->len, span_tracestate(sp, r->len), count);
+        r->off = (uint32_t)at;
+        r->len = (uint32_t)(b->scratch.len - at);
+    }
     size_t plen = strlen(policy);
     rt_buf_reset(&b->out);
     rt_otlp_enc_begin(&b->enc, &b->out);
@@ -588,18 +712,99 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy)
             rt_otlp_enc_scope(&b->enc, rt_intern_msg(&b->scopes, r->scope), blk->len,
                               rt_intern_url(&b->scopes, r->scope), blk->url_len);
         }
-        rt_otlp_enc_span_with_attr(&b->enc, t->arena + r->off, r->len, b->attr_key, b->attr_klen,
-                                   policy, plen);
+        rt_otlp_enc_span_with_attr(&b->enc, b->scratch.data + r->off, r->len, b->attr_key,
+                                   b->attr_klen, policy, plen);
     }
     rt_otlp_enc_finish(&b->enc);
     b->emit(b->emit_arg, &b->out, k);
     rt_buf_reset(&b->out);
 }
 
-/* Decide `t` now, act on the decision, remember it, and free the trace. */
+/* ---- outcomes ------------------------------------------------------------------------------- */
+
+/* Export `t` as kept by policy name `nid` with adjusted count `count`, remember it (and its
+ * span ids), and free it. */
+static void finish_sampled(rt_tbuf *b, trace *t, uint32_t nid, double count)
+{
+    emit_trace(b, t, b->names[nid], count);
+    for (uint32_t i = 0; i < t->ids_cap && b->emitted.capacity; i++) {
+        if (t->ids[i]) {
+            uint8_t key[RT_DCACHE_KEY];
+            emitted_key(key, t->ids[i], t->sum.trace_id);
+            rt_dcache_put(&b->emitted, key, 0);
+        }
+    }
+    rt_dcache_put(&b->sampled, t->sum.trace_id, pack_sampled(nid, count));
+    trace_destroy(b, t);
+}
+
+/* Discard `t`'s spans (not sampled or dropped), remember the trace as not sampled, free it. */
+static void finish_not_sampled(rt_tbuf *b, trace *t, rt_decision d)
+{
+    rt_counter_add(b->m.discarded[d == RT_DECISION_DROPPED ? DISC_DROPPED : DISC_NOT_SAMPLED],
+                   t->sum.span_count);
+    rt_dcache_put(&b->not_sampled, t->sum.trace_id, 0);
+    trace_destroy(b, t);
+}
+
+/* A held trace the reservoir gave up (evicted by a lower priority, or for bytes; already out
+ * of the heap): final outcome not sampled. */
+static void reservoir_evicted(rt_tbuf *b, trace *t)
+{
+    rt_counter_inc(b->m.decisions[RT_DECISION_NOT_SAMPLED][RT_TBUF_CAUSE_RESERVOIR]);
+    rt_policy_count_outcome(b->engine, b->resv_policy, RT_DECISION_NOT_SAMPLED);
+    finish_not_sampled(b, t, RT_DECISION_NOT_SAMPLED);
+}
+
+/* Export every held trace as kept by the reservoir, with adjusted count seen / held for the
+ * window so far, and start the window holding `now` empty. */
+static void reservoir_flush(rt_tbuf *b, uint64_t now)
+{
+    rt_reservoir *r = &b->resv;
+    if (r->n > 0) {
+        double count = rt_reservoir_count(r);
+        uint32_t nid = policy_name_id(b, b->resv_policy);
+        for (size_t i = 0; i < r->n; i++) {
+            trace *t = r->heap[i].item;
+            rt_counter_inc(b->m.decisions[RT_DECISION_SAMPLED][RT_TBUF_CAUSE_RESERVOIR]);
+            rt_policy_count_outcome(b->engine, b->resv_policy, RT_DECISION_SAMPLED);
+            finish_sampled(b, t, nid, count);
+        }
+    }
+    rt_reservoir_restart(r, now);
+}
+
+/* Flush the reservoir if its window ended before `now`. Every entry point (ingest, tick,
+ * decide_all) calls this once with its `now` before deciding anything, so decide() itself never
+ * has to (a flush there could free a held trace the ingest path is holding on to). */
+static void reservoir_roll(rt_tbuf *b, uint64_t now)
+{
+    if (rt_reservoir_window_over(&b->resv, now)) {
+        reservoir_flush(b, now);
+    }
+}
+
+/* (Re)build the reservoir bookkeeping for the current engine (empty; the window starts at the
+ * next roll). */
+static void reservoir_setup(rt_tbuf *b)
+{
+    rt_policy_reservoir_params rp;
+    rt_reservoir_free(&b->resv);
+    if (rt_policy_engine_reservoir(b->engine, &rp)) {
+        rt_reservoir_init(&b->resv, rp.slots, rp.window_ns, 0);
+        b->resv_policy = rp.policy;
+    } else {
+        rt_reservoir_init(&b->resv, 0, 0, 0);
+        b->resv_policy = -1;
+    }
+}
+
+/* Decide `t` now and act on the decision: export it, hold it for the reservoir, or discard it;
+ * remember it, and free it unless held. */
 static void decide(rt_tbuf *b, trace *t, rt_tbuf_cause cause, uint64_t now)
 {
-    rt_policy_result res = {.decision = RT_DECISION_NOT_SAMPLED, .policy = -1};
+    rt_policy_result res = {
+        .decision = RT_DECISION_NOT_SAMPLED, .policy = -1, .adjusted_count = 0, .reservoir = -1};
     rt_policy_decide(b->engine, t->pstate, &t->sum, now, &res);
     rt_decision d = res.decision;
     if ((unsigned)d > RT_DECISION_DROPPED) {
@@ -607,25 +812,28 @@ static void decide(rt_tbuf *b, trace *t, rt_tbuf_cause cause, uint64_t now)
     }
     uint64_t first = t->sum.first_arrival_ns;
     rt_histogram_observe(b->m.latency, now > first ? (double)(now - first) / 1e9 : 0.0);
-    rt_counter_inc(b->m.decisions[d][cause]);
-    uint64_t n = t->sum.span_count;
     if (d == RT_DECISION_SAMPLED) {
-        uint32_t nid = policy_name_id(b, res.policy);
-        emit_trace(b, t, b->names[nid]);
-        for (uint32_t i = 0; i < t->ids_cap && b->emitted.capacity; i++) {
-            if (t->ids[i]) {
-                uint8_t key[RT_DCACHE_KEY];
-                emitted_key(key, t->ids[i], t->sum.trace_id);
-                rt_dcache_put(&b->emitted, key, 0);
-            }
-        }
-        rt_dcache_put(&b->sampled, t->sum.trace_id, nid);
-    } else {
-        rt_counter_add(b->m.discarded[d == RT_DECISION_DROPPED ? DISC_DROPPED : DISC_NOT_SAMPLED],
-                       n);
-        rt_dcache_put(&b->not_sampled, t->sum.trace_id, 0);
+        rt_counter_inc(b->m.decisions[d][cause]);
+        finish_sampled(b, t, policy_name_id(b, res.policy), res.adjusted_count);
+        return;
     }
-    trace_destroy(b, t);
+    if (d == RT_DECISION_NOT_SAMPLED && res.reservoir >= 0 && res.reservoir == b->resv_policy) {
+        void *evicted;
+        if (rt_reservoir_offer(&b->resv, rt_policy_reservoir_priority(t->sum.trace_id), t,
+                               &evicted)) {
+            /* Held: decided (off the pending list, no timer), exported or given up later. */
+            pending_unlink(b, t);
+            t->held = 1;
+            b->n_held++;
+            if (evicted != NULL) {
+                reservoir_evicted(b, evicted);
+            }
+            return;
+        }
+        rt_policy_count_outcome(b->engine, res.reservoir, RT_DECISION_NOT_SAMPLED);
+    }
+    rt_counter_inc(b->m.decisions[d][cause]);
+    finish_not_sampled(b, t, d);
 }
 
 /* Discard a pending trace that outgrew max_trace_bytes (OTel drops it); `extra` more spans (the
@@ -658,15 +866,31 @@ static void decide_early(rt_tbuf *b, int reason, uint64_t now)
     decide(b, o, RT_TBUF_CAUSE_OVERFLOW, now);
 }
 
-/* Decide oldest traces early until `need` more bytes fit. Returns true if `t` (may be NULL) was
- * one of them (it no longer exists then). */
+/* Decide oldest traces early until `need` more bytes fit; when no pending trace is left, give
+ * up held traces, highest priority first. Returns true if `t` (may be NULL) was one of them: it
+ * no longer exists then, or (decided early into the reservoir) is now held. */
 static bool make_room(rt_tbuf *b, uint64_t need, const trace *t, uint64_t now)
 {
-    while (b->oldest && buffered_bytes(b) + need > b->o.max_bytes) {
-        bool hit = b->oldest == t;
-        decide_early(b, EARLY_BYTES, now);
-        if (hit) {
-            return true;
+    while (buffered_bytes(b) + need > b->o.max_bytes) {
+        if (b->oldest) {
+            bool hit = b->oldest == t;
+            decide_early(b, EARLY_BYTES, now);
+            if (hit) {
+                return true;
+            }
+        } else if (b->resv.n > 0) {
+            trace *h = rt_reservoir_pop_max(&b->resv);
+            bool hit = h == t;
+            char hex[33];
+            rt_counter_inc(b->m.early[EARLY_RESERVOIR_BYTES]);
+            RT_LOG_RL(RT_LOG_INFO, "buffer full: reservoir gives up a held trace",
+                      "trace_id=%s held=%zu", hex_id(h->sum.trace_id, hex), b->n_held);
+            reservoir_evicted(b, h);
+            if (hit) {
+                return true;
+            }
+        } else {
+            break;
         }
     }
     return false;
@@ -748,16 +972,22 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
     if (v->parent_span_id.len == 0 && !s->root_seen) {
         s->root_seen = true;
         t->root_ns = now;
-        schedule(b, t);
+        if (!t->held) {
+            schedule(b, t);
+        }
     }
     recharge(b, t);
     b->spans++;
 }
 
-/* A span of a trace decided as sampled: emitted alone unless already emitted. */
+/* A span of a trace decided as sampled: emitted alone (with the trace's policy name and
+ * adjusted count, `packed` as the sampled cache holds them) unless already emitted. */
 static void late_sampled(rt_tbuf *b, const rt_otlp_span_view *v, const uint8_t *id, uint64_t sid,
-                         uint32_t nid)
+                         uint64_t packed)
 {
+    uint32_t nid;
+    double count;
+    unpack_sampled(packed, &nid, &count);
     rt_counter_inc(b->m.late_sampled);
     uint8_t key[RT_DCACHE_KEY] = {0};
     if (sid) {
@@ -776,8 +1006,10 @@ static void late_sampled(rt_tbuf *b, const rt_otlp_span_view *v, const uint8_t *
     rt_otlp_enc_scope(&b->enc,
                       v->has_scope ? (v->scope.p ? v->scope.p : (const uint8_t *)"") : NULL,
                       v->scope.len, v->scope_schema_url.p, v->scope_schema_url.len);
-    rt_otlp_enc_span_with_attr(&b->enc, v->span.p, v->span.len, b->attr_key, b->attr_klen, policy,
-                               strlen(policy));
+    rt_buf_reset(&b->scratch);
+    append_kept_span(b, &b->scratch, v->span.p, v->span.len, v->trace_state, count);
+    rt_otlp_enc_span_with_attr(&b->enc, b->scratch.data, b->scratch.len, b->attr_key, b->attr_klen,
+                               policy, strlen(policy));
     rt_otlp_enc_finish(&b->enc);
     b->emit(b->emit_arg, &b->out, 1);
     rt_buf_reset(&b->out);
@@ -795,9 +1027,9 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
     for (;;) {
         trace *t = table_find(b, id);
         if (!t) {
-            uint32_t nid;
-            if (rt_dcache_get(&b->sampled, id, &nid)) {
-                late_sampled(b, v, id, sid, nid);
+            uint64_t packed;
+            if (rt_dcache_get(&b->sampled, id, &packed)) {
+                late_sampled(b, v, id, sid, packed);
                 return;
             }
             if (rt_dcache_get(&b->not_sampled, id, NULL)) {
@@ -809,7 +1041,7 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
                 discard_too_large(b, NULL, id, 1, len);
                 return;
             }
-            while (b->oldest && b->n_traces >= b->o.max_traces) {
+            while (b->oldest && pending_count(b) >= b->o.max_traces) {
                 decide_early(b, EARLY_TRACES, now);
             }
             ctx_resource(b, rc, v); /* interned first: counted before making room */
@@ -828,6 +1060,11 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
                 return;
             }
             if (b->o.max_trace_bytes && t->sum.bytes + len > b->o.max_trace_bytes) {
+                if (t->held) {
+                    /* Already decided: the late span alone is given up, the trace stays. */
+                    rt_counter_inc(b->m.discarded[DISC_TOO_LARGE]);
+                    return;
+                }
                 discard_too_large(b, t, id, 1, t->sum.bytes + len);
                 return;
             }
@@ -838,7 +1075,7 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
                            sid ? ids_next_cap(t->ids_cap, t->ids_n) : t->ids_cap) -
                 t->cost;
             if (make_room(b, need, t, now)) {
-                continue; /* t itself was decided early: this span is now a late one */
+                continue; /* t was decided early or given up: look it up again */
             }
         }
         trace_append(b, t, v, sid, rc, now);
@@ -887,8 +1124,11 @@ rt_tbuf *rt_tbuf_new(const rt_tbuf_opts *opts, rt_policy_engine *engine, rt_tbuf
     rt_dcache_init(&b->not_sampled, b->o.non_sampled_cache_size);
     rt_dcache_init(&b->emitted, b->o.emitted_span_ids);
     map_policy_names(b);
+    reservoir_setup(b);
     rt_otlp_enc_init(&b->enc);
     rt_buf_init(&b->out);
+    rt_buf_init(&b->scratch);
+    rt_buf_init(&b->ts);
     if (!reg) {
         b->own_reg = rt_metrics_registry_new();
         reg = b->own_reg;
@@ -905,6 +1145,11 @@ void rt_tbuf_free(rt_tbuf *b)
     while (b->oldest) {
         trace_destroy(b, b->oldest);
     }
+    trace *h;
+    while ((h = rt_reservoir_pop_max(&b->resv)) != NULL) {
+        trace_destroy(b, h);
+    }
+    rt_reservoir_free(&b->resv);
     sync_gauges(b);
     free(b->table);
     rt_twheel_free(&b->wheel);
@@ -920,6 +1165,8 @@ void rt_tbuf_free(rt_tbuf *b)
     free(b->name_of_policy);
     rt_otlp_enc_free(&b->enc);
     rt_buf_free(&b->out);
+    rt_buf_free(&b->scratch);
+    rt_buf_free(&b->ts);
     free(b->recs);
     free(b->attr_key);
     free(b->id_val);
@@ -944,6 +1191,7 @@ long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
     req_ctx rc = {0};
     long taken = 0;
     int r;
+    reservoir_roll(b, now_ns);
     rt_otlp_scan_init(&it, req, len);
     while ((r = rt_otlp_scan_next(&it, &v)) == 1) {
         ingest_span(b, &v, &rc, now_ns);
@@ -962,6 +1210,7 @@ long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
 
 void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns)
 {
+    reservoir_roll(b, now_ns);
     rt_twheel_entry *e = rt_twheel_expire(&b->wheel, now_ns);
     while (e) {
         rt_twheel_entry *next = e->next;
@@ -981,6 +1230,12 @@ void rt_tbuf_discard_all(rt_tbuf *b)
         traces++;
         trace_destroy(b, t);
     }
+    trace *h;
+    while ((h = rt_reservoir_pop_max(&b->resv)) != NULL) {
+        spans += h->sum.span_count;
+        traces++;
+        trace_destroy(b, h);
+    }
     rt_counter_add(b->m.discarded[DISC_SHUTDOWN], spans);
     if (traces) {
         rt_log(RT_LOG_WARN, "pending traces dropped undecided (drop_pending_traces_on_shutdown)",
@@ -991,15 +1246,21 @@ void rt_tbuf_discard_all(rt_tbuf *b)
 
 void rt_tbuf_decide_all(rt_tbuf *b, uint64_t now_ns)
 {
+    reservoir_roll(b, now_ns);
     while (b->oldest) {
         decide(b, b->oldest, RT_TBUF_CAUSE_SHUTDOWN, now_ns);
     }
+    reservoir_flush(b, now_ns); /* the partial window: count seen / held so far */
     sync_gauges(b);
 }
 
 void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
 {
+    /* Held traces leave with the old engine's reservoir, as at a window end (the new reservoir
+     * starts its window at the next ingest or tick). */
+    reservoir_flush(b, 0);
     b->engine = engine;
+    reservoir_setup(b);
     size_t nsize = rt_policy_state_size(engine);
     bool resize = nsize != b->state_size;
     b->state_size = nsize;
@@ -1040,12 +1301,13 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
 bool rt_tbuf_full(const rt_tbuf *b)
 {
     return b->o.block_on_overflow &&
-           (b->n_traces >= b->o.max_traces || buffered_bytes(b) >= b->o.max_bytes);
+           (pending_count(b) >= b->o.max_traces || buffered_bytes(b) >= b->o.max_bytes);
 }
 
 void rt_tbuf_stats_get(const rt_tbuf *b, rt_tbuf_stats *out)
 {
-    out->pending_traces = b->n_traces;
+    out->pending_traces = pending_count(b);
+    out->held_traces = b->n_held;
     out->buffered_bytes = buffered_bytes(b);
     out->buffered_spans = b->spans;
 }

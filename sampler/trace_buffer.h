@@ -26,6 +26,31 @@
  * the policy that kept it, appended without re-encoding the span. Requests emitted may be
  * concatenated by the exporter (repeated fields concatenate in protobuf).
  *
+ * Adjusted counts (always on): every emitted kept span - whole trace, late span of a sampled
+ * trace, reservoir flush - also gets
+ *   - the double attribute RT_ADJ_ATTR ("ringtail.sampling.adjusted_count") = the span's
+ *     adjusted count: the trace's count (rt_policy_result.adjusted_count, or seen / held for the
+ *     reservoir) times the count of a `th` the span already carried; omitted when unknown (kept
+ *     only by rate limiters or composites);
+ *   - its W3C trace_state rewritten by rt_adj_tracestate_rewrite (`ot=th:<hex>` for the count;
+ *     `th` erased when the count is unknown; a span without trace_state and count 1 gets
+ *     "ot=th:0"), appended as a new field 3 after the span's bytes: the last occurrence of a
+ *     scalar field wins, so the span is not re-encoded. Nothing is appended when the rewrite
+ *     leaves trace_state as it was.
+ * The sampled decision cache remembers the count, so late spans carry the trace's count.
+ *
+ * Reservoir (a `reservoir` policy in the set): a trace the engine reports as eligible (nothing
+ * else kept or dropped it) is offered to the buffer's bottom-k reservoir (policy.h). If it is
+ * held, it stays in this buffer's storage - its bytes count in buffered_bytes and max_bytes, but
+ * it is no longer pending (not in pending_traces / max_traces, no timer) - and late spans are
+ * appended to it (duplicates suppressed; a late span that would take it over max_trace_bytes is
+ * discarded alone). If not held (reservoir full, higher priority) it is not sampled at once.
+ * When the window ends (checked at each ingest and tick, before anything is decided) every held
+ * trace is exported with the reservoir's name and adjusted count seen / held; a held trace
+ * evicted by a lower priority, or given up for bytes (make_room, when no pending trace is left;
+ * highest priority first), is finished as not sampled. rt_tbuf_decide_all and
+ * rt_tbuf_set_engine flush held traces as at a window end; rt_tbuf_discard_all discards them.
+ *
  * After the decision the trace id goes into the sampled or the not-sampled decision cache
  * (bounded, oldest forgotten first). A late span of a cached trace follows that decision at
  * once: emitted alone (with the same policy attribute) or discarded and counted. A late span of
@@ -38,7 +63,8 @@
  *
  * Metrics (registered by rt_tbuf_new in `reg`, shared by every worker's buffer; names prefixed
  * ringtail_sampler_): traces_received_total, spans_received_total, traces_pending,
- * bytes_buffered, decisions_total{decision,cause}, early_decisions_total{reason=traces|bytes},
+ * bytes_buffered, reservoir_held_traces, decisions_total{decision,cause} (cause reservoir: the
+ * final outcome of a held trace), early_decisions_total{reason=traces|bytes|reservoir_bytes},
  * late_spans_total{cached=sampled|not_sampled|none}, duplicate_spans_total,
  * spans_discarded_total{reason=not_sampled|dropped_by_policy|late_not_sampled|duplicate|
  * trace_too_large|shutdown}, decision_latency_seconds (histogram, first span to decision).
@@ -68,11 +94,12 @@
 #include <stdint.h>
 
 typedef enum rt_tbuf_cause {
-    RT_TBUF_CAUSE_WAIT = 0, /* decision_wait elapsed */
-    RT_TBUF_CAUSE_ROOT,     /* wait_after_root elapsed after the root span */
-    RT_TBUF_CAUSE_MAX_AGE,  /* hard maximum age */
-    RT_TBUF_CAUSE_OVERFLOW, /* decided early: max_traces or max_bytes */
-    RT_TBUF_CAUSE_SHUTDOWN, /* rt_tbuf_decide_all */
+    RT_TBUF_CAUSE_WAIT = 0,  /* decision_wait elapsed */
+    RT_TBUF_CAUSE_ROOT,      /* wait_after_root elapsed after the root span */
+    RT_TBUF_CAUSE_MAX_AGE,   /* hard maximum age */
+    RT_TBUF_CAUSE_OVERFLOW,  /* decided early: max_traces or max_bytes */
+    RT_TBUF_CAUSE_SHUTDOWN,  /* rt_tbuf_decide_all */
+    RT_TBUF_CAUSE_RESERVOIR, /* a held trace resolved: window end, eviction, flush */
     RT_TBUF_CAUSE_COUNT_,
 } rt_tbuf_cause;
 
@@ -101,7 +128,7 @@ typedef struct rt_tbuf_opts {
 /* A kept trace, or a late span of a kept trace: `req` holds a complete
  * ExportTraceServiceRequest with `spans` spans. The callee may take the bytes with
  * rt_buf_steal (the buffer reuses `req` otherwise). Called from inside rt_tbuf_ingest,
- * rt_tbuf_tick and rt_tbuf_decide_all. */
+ * rt_tbuf_tick, rt_tbuf_decide_all and rt_tbuf_set_engine (reservoir flush). */
 typedef void (*rt_tbuf_emit_fn)(void *arg, rt_buf *req, size_t spans);
 
 typedef struct rt_tbuf rt_tbuf;
@@ -125,16 +152,18 @@ long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
 
 /* Decide every trace that is due at `now_ns`. Call from a periodic timer (every ~10-100 ms). */
 void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns);
-/* Decide every pending trace now (cause SHUTDOWN). */
+/* Decide every pending trace now (cause SHUTDOWN), then flush the reservoir's held traces
+ * (count seen / held for the partial window). */
 void rt_tbuf_decide_all(rt_tbuf *b, uint64_t now_ns);
 
-/* Drop every pending trace undecided, counting its spans as discarded (reason shutdown); for
- * drop_pending_traces_on_shutdown. */
+/* Drop every pending trace undecided, and every trace held by the reservoir, counting their
+ * spans as discarded (reason shutdown); for drop_pending_traces_on_shutdown. */
 void rt_tbuf_discard_all(rt_tbuf *b);
 
-/* Switch to a new engine (policy reload): every pending trace's policy state is rebuilt by
- * observing its buffered spans again with `engine`, so decisions use the new policies. The old
- * engine is no longer referenced afterwards. */
+/* Switch to a new engine (policy reload): traces held by the old engine's reservoir are
+ * exported first as at a window end (the old engine must still be alive); then every pending
+ * trace's policy state is rebuilt by observing its buffered spans again with `engine`, so
+ * decisions use the new policies. The old engine is no longer referenced afterwards. */
 void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine);
 
 /* With block_on_overflow: true while the buffer is at its trace or byte bound, so intake should
@@ -142,7 +171,8 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine);
 bool rt_tbuf_full(const rt_tbuf *b);
 
 typedef struct rt_tbuf_stats {
-    uint64_t pending_traces;
+    uint64_t pending_traces; /* not decided yet (held traces not included) */
+    uint64_t held_traces;    /* held by the reservoir */
     uint64_t buffered_bytes; /* span bytes + interned blocks + per-trace/per-span overhead */
     uint64_t buffered_spans;
 } rt_tbuf_stats;

@@ -3,7 +3,8 @@
  * under its original resource and scope, exactly once; invalid trace ids are a partial success;
  * a dead node's parts go to the successors of their keys; no live node gives 503 + Retry-After;
  * a sampler's 400 is reported as rejected spans; the in-flight cap gives 429; the request
- * deadline gives 503; a view change keeps clients and re-routes parts of removed nodes. */
+ * deadline gives 503; a view change keeps clients and re-routes parts of removed nodes; a
+ * malformed request is answered 400 with the structural check's message and nothing is sent. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -374,7 +375,8 @@ static rt_otlp_result send_req(fixture *fx, const uint8_t *pb, size_t len, int l
     size_t n = 0;
     char err[128];
     assert_int_equal(rt_otlp_validate(pb, len, &n, err, sizeof err), 0);
-    rt_fwd_handle(&fc.base, pb, len, n, fx->f);
+    /* The router's listeners leave the check to the split (handler_checks) and pass 0. */
+    rt_fwd_handle(&fc.base, pb, len, 0, fx->f);
     run_until_answered(fx, &fc, limit_ms);
     return fc.res;
 }
@@ -600,6 +602,51 @@ static void test_view_change_reroutes_parts_of_a_removed_node(void **state)
     fixture_free(fx);
 }
 
+/* A request whose last bytes are malformed (after spans the split has already grouped) is
+ * answered BAD_DATA with the structural check's message, and no sampler receives anything. */
+static void test_malformed_request_is_refused_before_any_part_is_sent(void **state)
+{
+    fixture *fx = fixture_new(64, 5000000000ull);
+    uint64_t next = 1;
+    size_t len;
+    uint8_t *good = build(&next, 2, 2, 30, 0, &len);
+    uint8_t *pb = rt_malloc(len + 2);
+    memcpy(pb, good, len);
+    pb[len] = 0x0a; /* one more resource_spans, its length running past the end */
+    pb[len + 1] = 0x05;
+    char want[RT_OTLP_ERR_MAX];
+    size_t n;
+    assert_int_equal(rt_otlp_check_structure(pb, len + 2, &n, want, sizeof want), -1);
+
+    fake_call fc;
+    fake_init(&fc);
+    rt_fwd_handle(&fc.base, pb, len + 2, 0, fx->f);
+    assert_true(fc.answered); /* at once */
+    assert_int_equal(fc.res.status, RT_OTLP_BAD_DATA);
+    assert_true(strncmp(fc.res.message, "protobuf: ", 10) == 0);
+    assert_string_equal(fc.res.message + 10, want);
+    run_for(fx, 200);
+    for (int i = 0; i < NSINK; i++) {
+        assert_int_equal(fx->sinks[i].requests, 0);
+    }
+    assert_int_equal(rt_counter_get(fx->metrics.spans_received[RT_OTLP_HTTP_PROTOBUF]), 0);
+    assert_int_equal(rt_fwd_active(fx->f), 0);
+
+    /* The same request without the bad tail goes through whole. */
+    rt_otlp_result res = send_req(fx, good, len, 5000);
+    assert_int_equal(res.status, RT_OTLP_OK);
+    assert_int_equal(res.rejected_spans, 0);
+    int arrived = 0;
+    for (uint64_t k = 1; k < next; k++) {
+        arrived += fx->times[k];
+    }
+    assert_int_equal(arrived, 120);
+    assert_int_equal(rt_counter_get(fx->metrics.spans_received[RT_OTLP_HTTP_PROTOBUF]), 120);
+    free(pb);
+    free(good);
+    fixture_free(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_inflight_cap_answers_429_instead_of_queueing),
         cmocka_unit_test(test_request_deadline_answers_503_while_a_node_hangs),
         cmocka_unit_test(test_view_change_reroutes_parts_of_a_removed_node),
+        cmocka_unit_test(test_malformed_request_is_refused_before_any_part_is_sent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,10 +27,10 @@ static void test_get_put_and_fifo_eviction(void **state)
     rt_dcache c;
     rt_dcache_init(&c, 3);
     uint8_t k[RT_DCACHE_KEY];
-    uint32_t v = 99;
+    uint64_t v = 99;
     for (uint64_t i = 1; i <= 3; i++) {
         key_of(i, k);
-        rt_dcache_put(&c, k, (uint32_t)i * 10);
+        rt_dcache_put(&c, k, i * 10);
     }
     key_of(2, k);
     assert_true(rt_dcache_get(&c, k, &v));
@@ -49,6 +49,12 @@ static void test_get_put_and_fifo_eviction(void **state)
         assert_int_equal(v, i * 10);
     }
     assert_int_equal(c.n, 3);
+    /* Values are 64 bits wide (the sampled cache packs a policy id and a count): the high half
+     * survives. */
+    key_of(3, k);
+    rt_dcache_put(&c, k, 0x4120000000000007ull);
+    assert_true(rt_dcache_get(&c, k, &v));
+    assert_true(v == 0x4120000000000007ull);
     rt_dcache_free(&c);
 }
 
@@ -77,16 +83,16 @@ static void test_churn_matches_model(void **state)
     uint8_t k[RT_DCACHE_KEY];
     for (uint64_t i = 0; i < M; i++) {
         key_of(i % 3 == 0 ? i : (i << 40), k);
-        rt_dcache_put(&c, k, (uint32_t)i);
+        rt_dcache_put(&c, k, i << 32 | i);
         if (i % 997 == 0 || i == M - 1) {
             uint64_t lo = i + 1 >= C ? i + 1 - C : 0;
             for (uint64_t j = lo > 2000 ? lo - 2000 : 0; j <= i; j++) {
-                uint32_t v;
+                uint64_t v;
                 key_of(j % 3 == 0 ? j : (j << 40), k);
                 bool held = rt_dcache_get(&c, k, &v);
                 assert_int_equal(held, j >= lo);
                 if (held) {
-                    assert_int_equal(v, (uint32_t)j);
+                    assert_true(v == (j << 32 | j));
                 }
             }
         }

@@ -1,5 +1,7 @@
 /* test_otlp_scan.c - the zero-allocation OTLP walker against protobuf-c's full decode, plus
- * truncation, garbage, wrong wire types, proto3 merge rules and the validator's depth limit. */
+ * truncation, garbage, wrong wire types, proto3 merge rules and the validator's depth limit;
+ * and the router's one-walk split (otlp_split) against the two-walk path it replaced (structural
+ * check, then trace-id walk + per-span encoding). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +12,10 @@
 
 #include <cmocka.h>
 
+#include "otlp_encode.h"
 #include "otlp_gen.h"
 #include "otlp_scan.h"
+#include "otlp_split.h"
 #include "pb.h"
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest Req;
@@ -1019,6 +1023,434 @@ static void test_span_count_and_index_grouping(void **state)
     rt_gen_free(req);
 }
 
+/* ---- the router's split (otlp_split) ------------------------------------------------------ */
+
+#define SPLIT_OWNERS 3
+
+/* Owner rule for the split tests: from the trace id's first byte (0xff: nobody can take it). */
+typedef struct split_fx {
+    rt_otlp_splitter sp;
+    rt_otlp_part parts[SPLIT_OWNERS];
+    int used[SPLIT_OWNERS];
+    unsigned salt;
+} split_fx;
+
+static int owner_rule(unsigned salt, const uint8_t *tid)
+{
+    return tid[0] == 0xff ? -1 : (int)((tid[0] ^ salt) % SPLIT_OWNERS);
+}
+
+static int fx_owner(void *arg, const uint8_t *tid)
+{
+    split_fx *fx = arg;
+    return owner_rule(fx->salt, tid);
+}
+
+static rt_otlp_part *fx_part(void *arg, int o)
+{
+    split_fx *fx = arg;
+    assert_true(o >= 0 && o < SPLIT_OWNERS);
+    if (!fx->used[o]) {
+        fx->used[o] = 1;
+        rt_otlp_part_reset(&fx->parts[o]);
+    }
+    return &fx->parts[o];
+}
+
+static void fx_init(split_fx *fx, unsigned salt)
+{
+    memset(fx, 0, sizeof *fx);
+    fx->salt = salt;
+    rt_otlp_splitter_init(&fx->sp, fx_owner, fx_part, fx);
+    for (int o = 0; o < SPLIT_OWNERS; o++) {
+        rt_otlp_part_init(&fx->parts[o]);
+    }
+}
+
+static void fx_free(split_fx *fx)
+{
+    rt_otlp_splitter_free(&fx->sp);
+    for (int o = 0; o < SPLIT_OWNERS; o++) {
+        rt_otlp_part_free(&fx->parts[o]);
+    }
+}
+
+/* Split and write each owner's part into out[o] (empty when it got nothing). */
+static int fx_split(split_fx *fx, const uint8_t *pb, size_t len, rt_buf out[SPLIT_OWNERS])
+{
+    memset(fx->used, 0, sizeof fx->used);
+    int rc = rt_otlp_split(&fx->sp, pb, len);
+    for (int o = 0; o < SPLIT_OWNERS; o++) {
+        rt_buf_reset(&out[o]);
+        if (rc == 0 && fx->used[o]) {
+            size_t n = rt_otlp_part_write(&fx->parts[o], &out[o]);
+            assert_int_equal(n, out[o].len);
+        }
+    }
+    return rc;
+}
+
+/* The path the split replaced: rt_otlp_check_structure, then the trace-id walk, id check and
+ * one otlp_encode record per span, per owner (router/forward.c before the fused walk). */
+typedef struct ref_counts {
+    size_t spans, invalid, unplaced;
+} ref_counts;
+
+static int reference_split(unsigned salt, const uint8_t *pb, size_t len, rt_buf out[SPLIT_OWNERS],
+                           ref_counts *rc)
+{
+    char err[RT_OTLP_ERR_MAX];
+    size_t n;
+    memset(rc, 0, sizeof *rc);
+    for (int o = 0; o < SPLIT_OWNERS; o++) {
+        rt_buf_reset(&out[o]);
+    }
+    if (rt_otlp_check_structure(pb, len, &n, err, sizeof err) != 0) {
+        return -1;
+    }
+    rt_otlp_enc enc[SPLIT_OWNERS];
+    size_t cur_res[SPLIT_OWNERS], cur_scope[SPLIT_OWNERS];
+    for (int o = 0; o < SPLIT_OWNERS; o++) {
+        rt_otlp_enc_init(&enc[o]);
+        rt_otlp_enc_begin(&enc[o], &out[o]);
+        cur_res[o] = cur_scope[o] = SIZE_MAX;
+    }
+    rt_otlp_scan sc;
+    rt_otlp_span_view v;
+    rt_otlp_scan_init_ids(&sc, pb, len);
+    while (rt_otlp_scan_next(&sc, &v) == 1) {
+        rc->spans++;
+        uint64_t a = 0, b = 0;
+        if (v.trace_id.len == 16) {
+            memcpy(&a, v.trace_id.p, 8);
+            memcpy(&b, v.trace_id.p + 8, 8);
+        }
+        if ((a | b) == 0) {
+            rc->invalid++;
+            continue;
+        }
+        int o = owner_rule(salt, v.trace_id.p);
+        if (o < 0) {
+            rc->unplaced++;
+            continue;
+        }
+        if (cur_res[o] != v.resource_index) {
+            cur_res[o] = v.resource_index;
+            cur_scope[o] = SIZE_MAX;
+            rt_otlp_enc_resource(&enc[o], v.has_resource ? v.resource.p : NULL, v.resource.len,
+                                 v.resource_schema_url.p, v.resource_schema_url.len);
+        }
+        if (cur_scope[o] != v.scope_seq) {
+            cur_scope[o] = v.scope_seq;
+            rt_otlp_enc_scope(&enc[o], v.has_scope ? v.scope.p : NULL, v.scope.len,
+                              v.scope_schema_url.p, v.scope_schema_url.len);
+        }
+        rt_otlp_enc_span(&enc[o], v.span.p, v.span.len);
+    }
+    for (int o = 0; o < SPLIT_OWNERS; o++) {
+        rt_otlp_enc_finish(&enc[o]);
+        rt_otlp_enc_free(&enc[o]);
+    }
+    return 0;
+}
+
+static void assert_same_parts(const rt_buf a[SPLIT_OWNERS], const rt_buf b[SPLIT_OWNERS])
+{
+    for (int o = 0; o < SPLIT_OWNERS; o++) {
+        assert_int_equal(a[o].len, b[o].len);
+        if (a[o].len) {
+            assert_memory_equal(a[o].data, b[o].data, a[o].len);
+        }
+    }
+}
+
+static void free_parts(rt_buf out[SPLIT_OWNERS])
+{
+    for (int o = 0; o < SPLIT_OWNERS; o++) {
+        rt_buf_free(&out[o]);
+    }
+}
+
+/* On every generated request the one walk gives each owner exactly the bytes the two-walk path
+ * gave it (protobuf-c writes minimal tags and lengths, so the run copies are byte-identical to
+ * per-span encoding), with the same span, invalid and unplaced counts; and a part re-split on
+ * another rule equals the two-walk path applied to that part's bytes. */
+static void test_split_gives_each_owner_what_the_two_walk_path_gave(void **state)
+{
+    split_fx fx, fx2;
+    rt_buf got[SPLIT_OWNERS] = {RT_BUF_INIT, RT_BUF_INIT, RT_BUF_INIT};
+    rt_buf want[SPLIT_OWNERS] = {RT_BUF_INIT, RT_BUF_INIT, RT_BUF_INIT};
+    size_t spans = 0, invalid = 0, multi_run_scopes = 0, resplit_spans = 0;
+    for (uint64_t seed = 1; seed <= 400; seed++) {
+        Req *req = rt_gen_request(seed);
+        size_t len;
+        uint8_t *buf = rt_gen_pack(req, &len);
+        rt_gen_free(req);
+        unsigned salt = (unsigned)seed;
+        fx_init(&fx, salt);
+        ref_counts rc;
+        assert_int_equal(reference_split(salt, buf, len, want, &rc), 0);
+        if (fx_split(&fx, buf, len, got) != 0) {
+            fail_msg("seed %llu: split: %s", (unsigned long long)seed, fx.sp.err);
+        }
+        assert_same_parts(got, want);
+        assert_int_equal(fx.sp.spans, rc.spans);
+        assert_int_equal(fx.sp.invalid, rc.invalid);
+        assert_int_equal(fx.sp.unplaced, rc.unplaced);
+        spans += rc.spans;
+        invalid += rc.invalid;
+        /* Re-split each part on another rule, as the router does when a node fails. */
+        for (int o = 0; o < SPLIT_OWNERS; o++) {
+            if (!fx.used[o]) {
+                continue;
+            }
+            for (size_t k = 0; k < fx.parts[o].n_scopes; k++) {
+                multi_run_scopes += fx.parts[o].scopes[k].n_runs > 1;
+            }
+            rt_buf again[SPLIT_OWNERS] = {RT_BUF_INIT, RT_BUF_INIT, RT_BUF_INIT};
+            fx_init(&fx2, salt + 1);
+            rt_otlp_split_part(&fx2.sp, &fx.parts[o]);
+            assert_int_equal(fx2.sp.spans, fx.parts[o].spans);
+            assert_int_equal(fx2.sp.invalid, 0);
+            for (int q = 0; q < SPLIT_OWNERS; q++) {
+                if (fx2.used[q]) {
+                    rt_otlp_part_write(&fx2.parts[q], &again[q]);
+                }
+            }
+            assert_int_equal(reference_split(salt + 1, got[o].data, got[o].len, want, &rc), 0);
+            assert_int_equal(fx2.sp.unplaced, rc.unplaced);
+            assert_same_parts(again, want);
+            resplit_spans += rc.spans;
+            free_parts(again);
+            fx_free(&fx2);
+        }
+        fx_free(&fx);
+        free(buf);
+    }
+    /* The corpus exercised what it should: many spans, invalid ids, owners interleaving inside
+     * a scope (several runs per part scope), re-splits. */
+    assert_true(spans > 10000);
+    assert_true(invalid > 100);
+    assert_true(multi_run_scopes > 100);
+    assert_true(resplit_spans > 5000);
+    free_parts(got);
+    free_parts(want);
+}
+
+/* The one walk refuses exactly what the structural check refuses, with its message, except a
+ * defect inside a span after its trace id (not read: the sampler refuses it), on truncations
+ * and random byte changes of generated requests. */
+static void test_split_refuses_what_the_structure_check_refuses(void **state)
+{
+    split_fx fx;
+    rt_buf got[SPLIT_OWNERS] = {RT_BUF_INIT, RT_BUF_INIT, RT_BUF_INIT};
+    uint64_t rnd = 99;
+    size_t both_refuse = 0, inside_span = 0, both_accept = 0;
+    for (uint64_t seed = 3000; seed < 3060; seed++) {
+        Req *req = rt_gen_request(seed);
+        size_t len;
+        uint8_t *full = rt_gen_pack(req, &len);
+        rt_gen_free(req);
+        if (len == 0 || len > 30000) {
+            free(full);
+            continue;
+        }
+        fx_init(&fx, 0);
+        for (int i = 0; i < 300; i++) {
+            size_t n = len;
+            uint8_t *m = malloc(len);
+            memcpy(m, full, len);
+            if (i % 3 == 0) {
+                n = next_rand(&rnd) % len; /* a truncation */
+            } else {
+                int flips = 1 + (int)(next_rand(&rnd) % 3);
+                for (int k = 0; k < flips; k++) {
+                    m[next_rand(&rnd) % len] = (uint8_t)next_rand(&rnd);
+                }
+            }
+            uint8_t *exact = malloc(n ? n : 1); /* exact size: ASan sees any over-read */
+            memcpy(exact, m, n);
+            char err[RT_OTLP_ERR_MAX];
+            size_t count;
+            int old = rt_otlp_check_structure(exact, n, &count, err, sizeof err);
+            int rc = fx_split(&fx, exact, n, got);
+            if (rc != 0) {
+                assert_int_equal(old, -1);
+                assert_string_equal(fx.sp.err, err);
+                both_refuse++;
+            } else if (old != 0) {
+                /* Only a defect inside a span (after its trace id) goes through. */
+                if (strstr(err, "].spans[") == NULL || strstr(err, ": Span: ") == NULL) {
+                    fail_msg("split accepted what the check refuses outside a span: %s", err);
+                }
+                inside_span++;
+            } else {
+                assert_int_equal(fx.sp.spans, count);
+                both_accept++;
+            }
+            free(exact);
+            free(m);
+        }
+        fx_free(&fx);
+        free(full);
+    }
+    assert_true(both_refuse > 1000);
+    assert_true(inside_span > 10);
+    assert_true(both_accept > 100);
+    free_parts(got);
+}
+
+/* Wrap `inner` as field 2 of ScopeSpans, then ResourceSpans, then the request. */
+static void wrap_span_request(rt_buf *req, const rt_buf *span)
+{
+    rt_buf_reset(req);
+    build_request(req, span);
+}
+
+static void expect_split_refusal(const uint8_t *pb, size_t len, const char *what, const char *want)
+{
+    split_fx fx;
+    rt_buf got[SPLIT_OWNERS] = {RT_BUF_INIT, RT_BUF_INIT, RT_BUF_INIT};
+    char err[RT_OTLP_ERR_MAX];
+    size_t n;
+    fx_init(&fx, 0);
+    assert_int_equal(rt_otlp_check_structure(pb, len, &n, err, sizeof err), -1);
+    if (fx_split(&fx, pb, len, got) != -1) {
+        fail_msg("%s: split accepted it", what);
+    }
+    assert_string_equal(fx.sp.err, err);
+    if (strstr(fx.sp.err, want) == NULL || strstr(fx.sp.err, "at byte ") == NULL) {
+        fail_msg("%s: message '%s' (want '%s')", what, fx.sp.err, want);
+    }
+    fx_free(&fx);
+    free_parts(got);
+}
+
+/* Each level's defects, hand-built: wrong wire types of the known fields, truncated lengths,
+ * groups, field 0, at the request, ResourceSpans, ScopeSpans and span top level. */
+static void test_split_refuses_malformed_levels_with_a_message(void **state)
+{
+    static const uint8_t req_varint[] = {0x08, 0x01};            /* resource_spans: varint */
+    static const uint8_t req_trunc[] = {0x0a, 0x05, 0x12, 0x00}; /* length past the end */
+    static const uint8_t req_field0[] = {0x02, 0x00};            /* field 0 */
+    static const uint8_t req_group[] = {0x0b};                   /* group, field 1 */
+    static const uint8_t rs_resource_varint[] = {0x0a, 0x02, 0x08, 0x01}; /* resource: varint */
+    static const uint8_t rs_scope_spans_f32[] = {0x0a, 0x05, 0x15, 1, 2, 3, 4};
+    static const uint8_t rs_url_varint[] = {0x0a, 0x02, 0x18, 0x01};
+    static const uint8_t rs_trunc[] = {0x0a, 0x03, 0x12, 0x05, 0x00};
+    static const uint8_t ss_scope_varint[] = {0x0a, 0x04, 0x12, 0x02, 0x08, 0x01};
+    static const uint8_t ss_spans_f64[] = {0x0a, 0x0b, 0x12, 0x09, 0x11, 1, 2, 3, 4, 5, 6, 7, 8};
+    static const uint8_t ss_url_varint[] = {0x0a, 0x04, 0x12, 0x02, 0x18, 0x01};
+    static const uint8_t ss_varint_trunc[] = {0x0a, 0x04, 0x12, 0x02, 0x20, 0x80};
+    static const uint8_t span_trunc[] = {0x0a, 0x06, 0x12, 0x04, 0x12, 0x09, 0x0a, 0x00};
+    static const struct {
+        const uint8_t *pb;
+        size_t len;
+        const char *what, *want;
+    } cases[] = {
+        {req_varint, sizeof req_varint, "request resource_spans varint", "resource_spans"},
+        {req_trunc, sizeof req_trunc, "request length past the end", "request"},
+        {req_field0, sizeof req_field0, "request field 0", "bad tag"},
+        {req_group, sizeof req_group, "request group", "request"},
+        {rs_resource_varint, sizeof rs_resource_varint, "resource varint", "resource"},
+        {rs_scope_spans_f32, sizeof rs_scope_spans_f32, "scope_spans fixed32", "scope_spans"},
+        {rs_url_varint, sizeof rs_url_varint, "resource schema_url varint", "schema_url"},
+        {rs_trunc, sizeof rs_trunc, "scope_spans length past the end", "ResourceSpans"},
+        {ss_scope_varint, sizeof ss_scope_varint, "scope varint", "scope"},
+        {ss_spans_f64, sizeof ss_spans_f64, "spans fixed64", "spans"},
+        {ss_url_varint, sizeof ss_url_varint, "scope schema_url varint", "schema_url"},
+        {ss_varint_trunc, sizeof ss_varint_trunc, "unknown varint cut short", "ScopeSpans"},
+        {span_trunc, sizeof span_trunc, "span length past the end", "ScopeSpans"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        expect_split_refusal(cases[i].pb, cases[i].len, cases[i].what, cases[i].want);
+    }
+
+    /* Span top level, before the trace id (SDKs write it first; anything before it is read):
+     * trace_id as a varint, a group, field 0, a name whose length runs past the span. */
+    rt_buf span = RT_BUF_INIT, req = RT_BUF_INIT;
+    varint_field(&span, 1, 5);
+    wrap_span_request(&req, &span);
+    expect_split_refusal(req.data, req.len, "span trace_id varint", "trace_id");
+    rt_buf_reset(&span);
+    str_field(&span, 5, "name");
+    rt_pb_append_tag(&span, 100, 3);
+    str_field(&span, 1, "AAAAAAAAAAAAAAAA");
+    wrap_span_request(&req, &span);
+    expect_split_refusal(req.data, req.len, "span group before the trace id", "Span");
+    rt_buf_reset(&span);
+    rt_buf_append(&span, "\x02\x00", 2);
+    wrap_span_request(&req, &span);
+    expect_split_refusal(req.data, req.len, "span field 0", "Span: bad tag");
+    rt_buf_reset(&span);
+    rt_buf_append(&span, "\x2a\x09name", 6);
+    wrap_span_request(&req, &span);
+    expect_split_refusal(req.data, req.len, "span name past its end", "Span");
+    /* trace_id with a one-byte length past the span's end, on the fast path */
+    rt_buf_reset(&span);
+    rt_buf_append(&span, "\x0a\x10\x01\x02", 4);
+    wrap_span_request(&req, &span);
+    expect_split_refusal(req.data, req.len, "trace_id past the span's end", "trace_id");
+    rt_buf_free(&span);
+    rt_buf_free(&req);
+}
+
+/* The documented trade: a span whose bytes are malformed after its trace id is not read by the
+ * router; it is forwarded whole to its owner, whose full validation refuses it. Trace ids that
+ * are too short, all zero or absent are counted invalid and go to nobody. */
+static void test_split_forwards_span_bytes_after_the_trace_id_unread(void **state)
+{
+    split_fx fx;
+    rt_buf got[SPLIT_OWNERS] = {RT_BUF_INIT, RT_BUF_INIT, RT_BUF_INIT};
+    rt_buf bad = RT_BUF_INIT, ok = RT_BUF_INIT, ss = RT_BUF_INIT, rs = RT_BUF_INIT;
+    rt_buf req = RT_BUF_INIT, sp = RT_BUF_INIT;
+    str_field(&bad, 1, "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01");
+    rt_pb_append_tag(&bad, 100, 3); /* a group after the trace id */
+    wrap(&ss, 2, &bad);
+    str_field(&sp, 1, "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00");
+    wrap(&ss, 2, &sp); /* all zero */
+    rt_buf_reset(&sp);
+    str_field(&sp, 1, "12345678");
+    wrap(&ss, 2, &sp); /* 8 bytes */
+    rt_buf_reset(&sp);
+    str_field(&sp, 5, "no trace id");
+    wrap(&ss, 2, &sp); /* absent */
+    str_field(&ok, 1, "\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02");
+    str_field(&ok, 5, "fine");
+    wrap(&ss, 2, &ok);
+    wrap(&rs, 2, &ss);
+    wrap(&req, 1, &rs);
+
+    char err[RT_OTLP_ERR_MAX];
+    size_t n;
+    assert_int_equal(rt_otlp_check_structure(req.data, req.len, &n, err, sizeof err), -1);
+    assert_int_equal(rt_otlp_validate(req.data, req.len, &n, err, sizeof err), -1);
+    fx_init(&fx, 0);
+    assert_int_equal(fx_split(&fx, req.data, req.len, got), 0);
+    assert_int_equal(fx.sp.spans, 5);
+    assert_int_equal(fx.sp.invalid, 3);
+    assert_int_equal(fx.sp.unplaced, 0);
+    /* Owner 1 (0x01 % 3) gets the malformed span byte for byte; its validation refuses it. */
+    assert_int_equal(fx.parts[1].spans, 1);
+    rt_otlp_scan sc;
+    rt_otlp_span_view v;
+    rt_otlp_scan_init_ids(&sc, got[1].data, got[1].len);
+    assert_int_equal(rt_otlp_scan_next(&sc, &v), -1);
+    assert_int_equal(rt_otlp_validate(got[1].data, got[1].len, &n, err, sizeof err), -1);
+    assert_non_null(memmem(got[1].data, got[1].len, bad.data, bad.len));
+    /* Owner 2 gets the good span, and its part is a valid request. */
+    assert_int_equal(fx.parts[2].spans, 1);
+    assert_int_equal(rt_otlp_validate(got[2].data, got[2].len, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(got[0].len, 0);
+    fx_free(&fx);
+    free_parts(got);
+    rt_buf *all[] = {&bad, &ok, &ss, &rs, &req, &sp};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        rt_buf_free(all[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1034,6 +1466,10 @@ int main(void)
         cmocka_unit_test(test_last_occurrence_wins_and_order_is_free),
         cmocka_unit_test(test_validate_depth_limit),
         cmocka_unit_test(test_span_count_and_index_grouping),
+        cmocka_unit_test(test_split_gives_each_owner_what_the_two_walk_path_gave),
+        cmocka_unit_test(test_split_refuses_what_the_structure_check_refuses),
+        cmocka_unit_test(test_split_refuses_malformed_levels_with_a_message),
+        cmocka_unit_test(test_split_forwards_span_bytes_after_the_trace_id_unread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -194,7 +194,7 @@ static rt_policy_result run(rt_policy_engine *e, const ttrace *t, uint64_t now)
     }
     assert_int_equal(rc, 0);
     assert_int_equal(sum.span_count, t->n);
-    rt_policy_result res = {(rt_decision)99, 99};
+    rt_policy_result res = {(rt_decision)99, 99, -1.0, 99};
     rt_decision d = rt_policy_decide(e, st, &sum, now, &res);
     assert_int_equal(d, res.decision);
     free(st);
@@ -570,6 +570,182 @@ static void test_probabilistic_rate_over_random_ids(void **state)
         }
         teardown_engine(&f);
     }
+}
+
+/* ---- adjusted counts and the reservoir's eligibility ---------------------------------------- */
+
+/* Decide trace number `n` (id from it) with `spans` spans and nothing observed. */
+static rt_policy_result decide_n(fixture *f, uint32_t n, uint64_t spans)
+{
+    size_t sz = rt_policy_state_size(f->e);
+    void *st = calloc(1, sz + 8);
+    rt_policy_state_init(f->e, st);
+    rt_trace_summary sum;
+    memset(&sum, 0, sizeof sum);
+    uint64_t seed = n * 7919u + 1;
+    uint64_t a = splitmix(&seed), b = splitmix(&seed);
+    memcpy(sum.trace_id, &a, 8);
+    memcpy(sum.trace_id + 8, &b, 8);
+    sum.span_count = spans;
+    sum.bytes = 100 * spans;
+    sum.min_start_ns = 1 * SEC;
+    sum.max_end_ns = 1 * SEC + 1 * MS;
+    rt_policy_result r = {(rt_decision)99, 99, -1.0, 99};
+    rt_policy_decide(f->e, st, &sum, 0, &r);
+    free(st);
+    return r;
+}
+
+/* Keep-all policies give count 1; probabilistic 1/ratio; and the product of its subs; rate
+ * limiters and composites unknown (0). With several samplers: 1 if a keep-all one sampled,
+ * else the first known count in config order; sample_on_first_match: the first sampler's. */
+static void test_adjusted_count_of_each_policy_kind_and_their_combination(void **state)
+{
+    (void)state;
+    struct {
+        const char *yaml;
+        bool first_match;
+    } cases[] = {
+        {"policies:\n  - {name: all, type: always_sample}\n", false},
+        {"policies:\n  - {name: q, type: probabilistic, probabilistic: {sampling_percentage: "
+         "25}}\n",
+         false},
+        {"policies:\n  - name: a\n    type: and\n    and:\n      and_sub_policy:\n"
+         "        - {name: one, type: span_count, span_count: {min_spans: 1}}\n"
+         "        - {name: ten, type: probabilistic, probabilistic: {sampling_percentage: 10}}\n",
+         false},
+        {"policies:\n  - {name: rl, type: rate_limiting, rate_limiting: {spans_per_second: "
+         "1000}}\n",
+         false},
+        {"policies:\n  - name: c\n    type: composite\n    composite:\n"
+         "      max_total_spans_per_second: 1000\n      composite_sub_policy:\n"
+         "        - {name: all, type: always_sample}\n"
+         "      rate_allocation: [{policy: all, percent: 100}]\n",
+         false},
+        {"policies:\n  - {name: ten, type: probabilistic, probabilistic: {sampling_percentage: "
+         "10}}\n"
+         "  - {name: one, type: span_count, span_count: {min_spans: 1}}\n",
+         false},
+        {"policies:\n  - {name: rl, type: rate_limiting, rate_limiting: {spans_per_second: 1000}}\n"
+         "  - {name: ten, type: probabilistic, probabilistic: {sampling_percentage: 10}}\n",
+         false},
+        {"policies:\n  - {name: q, type: probabilistic, probabilistic: {sampling_percentage: 25, "
+         "hash_salt: a}}\n"
+         "  - {name: ten, type: probabilistic, probabilistic: {sampling_percentage: 10, "
+         "hash_salt: b}}\n",
+         false},
+        {"policies:\n  - {name: q, type: probabilistic, probabilistic: {sampling_percentage: 25}}\n"
+         "  - {name: all, type: always_sample}\n",
+         true},
+        {"policies:\n  - name: n\n    type: not\n    not:\n      not_sub_policy:\n"
+         "        {name: big, type: span_count, span_count: {min_spans: 5}}\n",
+         false},
+    };
+    /* Per case: how many traces of 400 came out with each count. */
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fixture f;
+        setup_engine(&f, cases[c].yaml, 1, cases[c].first_match, 0);
+        size_t n1 = 0, n4 = 0, n10 = 0, n0 = 0;
+        for (uint32_t i = 0; i < 400; i++) {
+            rt_policy_result r = decide_n(&f, i, 1);
+            assert_int_equal(r.reservoir, -1);
+            if (r.decision != RT_DECISION_SAMPLED) {
+                assert_true(r.adjusted_count == 0);
+                continue;
+            }
+            n1 += r.adjusted_count == 1;
+            n4 += r.adjusted_count == 4;
+            n10 += r.adjusted_count == 10;
+            n0 += r.adjusted_count == 0;
+            switch (c) {
+            case 5: /* ten before one: one is keep-all, whoever came first gets the name */
+                assert_true(r.adjusted_count == 1);
+                break;
+            case 6: /* rl samples everything (first, its name), ten's count when ten samples */
+                assert_int_equal(r.policy, 0);
+                break;
+            case 7: /* both sampled: the first known (q: 4); only ten: 10 */
+                assert_true(r.adjusted_count == (r.policy == 0 ? 4 : 10));
+                break;
+            case 8: /* stops at the first sampler */
+                assert_true(r.adjusted_count == (r.policy == 0 ? 4 : 1));
+                break;
+            default:
+                break;
+            }
+        }
+        size_t kept = n1 + n4 + n10 + n0;
+        print_message("case %zu: kept %zu (count 1: %zu, 4: %zu, 10: %zu, unknown: %zu)\n", c, kept,
+                      n1, n4, n10, n0);
+        switch (c) {
+        case 0:
+        case 9:
+            assert_int_equal(n1, 400);
+            break;
+        case 1:
+            assert_true(n4 > 60 && n4 < 140 && n4 == kept);
+            break;
+        case 2:
+            assert_true(n10 > 15 && n10 < 70 && n10 == kept);
+            break;
+        case 3:
+        case 4:
+            assert_int_equal(n0, 400);
+            break;
+        case 5:
+            assert_int_equal(n1, 400);
+            break;
+        case 6:
+            assert_true(kept == 400 && n10 > 15 && n10 < 70 && n0 == 400 - n10);
+            break;
+        case 7:
+            assert_true(n4 > 60 && n10 > 10 && n1 == 0 && n0 == 0);
+            break;
+        case 8:
+            assert_true(kept == 400 && n4 > 60 && n1 == 400 - n4);
+            break;
+        }
+        teardown_engine(&f);
+    }
+}
+
+/* A reservoir is evaluated last and only reported for traces nothing dropped or kept; its
+ * evaluations are counted not_sampled for the others, and left to the holder for those. */
+static void test_reservoir_eligibility_is_what_nothing_else_decided(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_engine(
+        &f,
+        "policies:\n"
+        "  - name: base\n"
+        "    type: reservoir\n"
+        "    reservoir: {traces_per_window: 10}\n"
+        "  - {name: big, type: span_count, span_count: {min_spans: 5}}\n"
+        "  - name: tiny\n"
+        "    type: drop\n"
+        "    drop:\n"
+        "      drop_sub_policy:\n"
+        "        - {name: t, type: span_count, span_count: {min_spans: 1, max_spans: 1}}\n",
+        1, false, 0);
+    rt_policy_result r = decide_n(&f, 1, 3); /* neither big nor tiny */
+    assert_int_equal(r.decision, RT_DECISION_NOT_SAMPLED);
+    assert_int_equal(r.policy, -1);
+    assert_int_equal(r.reservoir, 0);
+    r = decide_n(&f, 2, 6); /* big */
+    assert_int_equal(r.decision, RT_DECISION_SAMPLED);
+    assert_int_equal(r.policy, 1);
+    assert_true(r.adjusted_count == 1);
+    assert_int_equal(r.reservoir, -1);
+    r = decide_n(&f, 3, 1); /* dropped */
+    assert_int_equal(r.decision, RT_DECISION_DROPPED);
+    assert_int_equal(r.reservoir, -1);
+    assert_int_equal(evals(&f, "base", "not_sampled"), 2);
+    assert_int_equal(evals(&f, "base", "sampled"), 0);
+    rt_policy_count_outcome(f.e, 0, RT_DECISION_SAMPLED); /* the holder's report */
+    assert_int_equal(evals(&f, "base", "sampled"), 1);
+    assert_string_equal(rt_policy_set_type(f.set, 0), "reservoir");
+    teardown_engine(&f);
 }
 
 /* ---- rate_limiting / bytes_limiting -------------------------------------------------------- */
@@ -1243,6 +1419,8 @@ int main(void)
         cmocka_unit_test(test_span_count_bounds_and_max_zero),
         cmocka_unit_test(test_probabilistic_pinned_hashes_and_thresholds),
         cmocka_unit_test(test_probabilistic_rate_over_random_ids),
+        cmocka_unit_test(test_adjusted_count_of_each_policy_kind_and_their_combination),
+        cmocka_unit_test(test_reservoir_eligibility_is_what_nothing_else_decided),
         cmocka_unit_test(test_rate_limiting_bucket_refill),
         cmocka_unit_test(test_bytes_limiting_bucket),
         cmocka_unit_test(test_string_attribute_exact_span_and_resource),

@@ -14,11 +14,14 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 #include "alloc.h"
 #include "config.h"
 #include "metrics.h"
+#include "adjusted_count.h"
 #include "otlp_gen.h"
+#include "otlp_json.h"
 #include "otlp_scan.h"
 #include "policy.h"
 #include "trace_buffer.h"
@@ -70,6 +73,7 @@ typedef struct sp {
     int scope;        /* 0: "agent-sdk" 1.0 (with schema url); 1: "mcp"; 2: no scope */
     const char *keep; /* value of attribute "keep" (NULL: none) */
     size_t pad;       /* length of an extra string attribute, to make spans bigger */
+    const char *ts;   /* trace_state (NULL: none) */
 } sp;
 
 static void trace_id_for(uint32_t n, uint8_t id[16])
@@ -177,6 +181,9 @@ static Span *make_span(pool *pl, const sp *s)
         span_id_for(s->trace, s->parent, o->parent_span_id.data);
     }
     o->name = s->parent ? "execute_tool search" : "invoke_agent planner";
+    if (s->ts) {
+        o->trace_state = (char *)s->ts;
+    }
     o->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_INTERNAL;
     o->start_time_unix_nano = 1700000000000000000ull + s->span * 1000;
     o->end_time_unix_nano = o->start_time_unix_nano + 5000000;
@@ -778,8 +785,9 @@ static void test_emitted_request_keeps_resources_and_scopes(void **state)
                 static const int want_scope[7] = {0, 0, 1, 1, 0, 2, 1};
                 assert_int_equal(res, want_res[id]);
                 assert_int_equal(scope, want_scope[id]);
-                /* Original attributes survive next to the added one. */
-                assert_int_equal(ss->spans[k]->n_attributes, 1);
+                /* Original attributes survive next to the added ones (the policy name and
+                 * the adjusted count). */
+                assert_int_equal(ss->spans[k]->n_attributes, 2);
             }
         }
     }
@@ -996,6 +1004,157 @@ static void test_gauges_follow_state_and_shard_is_stable(void **state)
     assert_int_equal(rt_tbuf_shard_of((const uint8_t *)"x", 1, 1), 0);
 }
 
+/* ---- adjusted counts ------------------------------------------------------------------------ */
+
+/* The adjusted count attribute of a span: true and *out if present (exactly once). */
+static bool attr_double(const Span *s, double *out)
+{
+    bool found = false;
+    for (size_t i = 0; i < s->n_attributes; i++) {
+        if (strcmp(s->attributes[i]->key, RT_ADJ_ATTR) == 0) {
+            assert_false(found);
+            assert_int_equal(s->attributes[i]->value->value_case,
+                             OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE);
+            *out = s->attributes[i]->value->double_value;
+            found = true;
+        }
+    }
+    return found;
+}
+
+typedef struct adj_want {
+    uint32_t span; /* span number, 0 = any */
+    const char *ts;
+    double count; /* 0: no attribute */
+} adj_want;
+
+/* Every span of emitted request `i` (or only span `w->span`) has trace_state w->ts (as
+ * protobuf-c, our walker and the JSON conversion read it: the last field 3) and the adjusted
+ * count attribute w->count (absent when 0). Returns the number of spans checked. */
+static size_t check_adj(fx *f, size_t i, const adj_want *w)
+{
+    assert_true(i < f->n_out);
+    Req *r = rt_gen_unpack(f->out[i].req, f->out[i].len);
+    assert_non_null(r);
+    size_t checked = 0;
+    for (size_t a = 0; a < r->n_resource_spans; a++) {
+        for (size_t b = 0; b < r->resource_spans[a]->n_scope_spans; b++) {
+            SS *ss = r->resource_spans[a]->scope_spans[b];
+            for (size_t c = 0; c < ss->n_spans; c++) {
+                Span *spn = ss->spans[c];
+                uint64_t v;
+                memcpy(&v, spn->span_id.data, 8);
+                if (w->span && (uint32_t)v != w->span) {
+                    continue;
+                }
+                assert_string_equal(spn->trace_state, w->ts);
+                double cnt = 0;
+                assert_int_equal(attr_double(spn, &cnt), w->count != 0);
+                if (w->count != 0) {
+                    assert_true(fabs(cnt - w->count) < 1e-9 * w->count);
+                }
+                checked++;
+            }
+        }
+    }
+    rt_gen_unpack_free(r);
+    /* Our own walker takes the last trace_state too. */
+    rt_otlp_scan it;
+    rt_otlp_span_view v;
+    rt_otlp_scan_init(&it, f->out[i].req, f->out[i].len);
+    while (rt_otlp_scan_next(&it, &v) == 1) {
+        uint32_t sn;
+        memcpy(&sn, v.span_id.p, 4);
+        if (w->span && sn != w->span) {
+            continue;
+        }
+        assert_int_equal(v.trace_state.len, strlen(w->ts));
+        assert_memory_equal(v.trace_state.p, w->ts, v.trace_state.len);
+    }
+    /* And so does the JSON conversion (the exporter's JSON encoding). */
+    rt_buf js = RT_BUF_INIT;
+    char err[256];
+    assert_int_equal(rt_otlp_pb_to_json(f->out[i].req, f->out[i].len, &js, err, sizeof err), 0);
+    rt_buf_append_byte(&js, 0);
+    char needle[128];
+    snprintf(needle, sizeof needle, "\"traceState\":\"%s\"", w->ts);
+    if (w->ts[0] != '\0') {
+        assert_non_null(strstr((char *)js.data, needle));
+    }
+    rt_buf_free(&js);
+    return checked;
+}
+
+/* Keep-all: count 1, "ot=th:0" (other tracestate members kept after it). probabilistic 25 %:
+ * count 4, "th:c", and a late span of a sampled trace carries the same. A span that arrived
+ * with "ot=th:8" (a 50 % head sampler) kept by probabilistic 50 %: count 4, "th:c".
+ * rate_limiting alone: count unknown, so th is erased and no attribute is written. */
+static void test_adjusted_count_and_tracestate_on_kept_spans(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    sp a[] = {{.trace = 1, .span = 1}, {.trace = 1, .span = 2, .parent = 1, .ts = "vendor=a"}};
+    ingest(f, a, 2);
+    tick(f, T0 + 10 * SEC);
+    assert_int_equal(f->n_out, 1);
+    assert_int_equal(check_adj(f, 0, &(adj_want){1, "ot=th:0", 1}), 1);
+    assert_int_equal(check_adj(f, 0, &(adj_want){2, "ot=th:0,vendor=a", 1}), 1);
+    fx_free(f);
+
+    f = fx_new(&o, "policies:\n"
+                   "  - {name: quarter, type: probabilistic, probabilistic: "
+                   "{sampling_percentage: 25}}\n");
+    for (uint32_t t = 1; t <= 40; t++) {
+        sp s = {.trace = t, .span = 1};
+        ingest(f, &s, 1);
+    }
+    tick(f, T0 + 10 * SEC);
+    assert_true(f->n_out >= 3 && f->n_out <= 20);
+    size_t kept = f->n_out;
+    for (size_t i = 0; i < kept; i++) {
+        assert_int_equal(check_adj(f, i, &(adj_want){0, "ot=th:c", 4}), 1);
+    }
+    sp late = {.trace = emitted_trace(f, 0), .span = 7, .parent = 1, .ts = "ot=th:8"};
+    ingest(f, &late, 1);
+    assert_int_equal(f->n_out, kept + 1);
+    /* the late span's own th:8 (count 2) times the trace's 4: count 8, "th:e" */
+    assert_int_equal(check_adj(f, kept, &(adj_want){7, "ot=th:e", 8}), 1);
+    sp late2 = {.trace = emitted_trace(f, 0), .span = 8, .parent = 1};
+    ingest(f, &late2, 1);
+    assert_int_equal(check_adj(f, kept + 1, &(adj_want){8, "ot=th:c", 4}), 1);
+    fx_free(f);
+
+    f = fx_new(&o, "policies:\n"
+                   "  - {name: half, type: probabilistic, probabilistic: "
+                   "{sampling_percentage: 50}}\n");
+    for (uint32_t t = 1; t <= 20; t++) {
+        sp s = {.trace = t, .span = 1, .ts = "ot=th:8"};
+        ingest(f, &s, 1);
+    }
+    tick(f, T0 + 10 * SEC);
+    assert_true(f->n_out >= 3);
+    for (size_t i = 0; i < f->n_out; i++) {
+        assert_int_equal(check_adj(f, i, &(adj_want){0, "ot=th:c", 4}), 1);
+    }
+    fx_free(f);
+
+    f = fx_new(&o, "policies:\n"
+                   "  - {name: capped, type: rate_limiting, rate_limiting: "
+                   "{spans_per_second: 100}}\n");
+    sp r[] = {{.trace = 1, .span = 1, .ts = "ot=th:8,vendor=x"},
+              {.trace = 1, .span = 2},
+              {.trace = 1, .span = 3, .ts = "ot=rv:0123456789abcd;th:8"}};
+    ingest(f, r, 3);
+    tick(f, T0 + 10 * SEC);
+    assert_int_equal(f->n_out, 1);
+    assert_int_equal(check_adj(f, 0, &(adj_want){1, "vendor=x", 0}), 1);
+    assert_int_equal(check_adj(f, 0, &(adj_want){2, "", 0}), 1);
+    assert_int_equal(check_adj(f, 0, &(adj_want){3, "ot=rv:0123456789abcd", 0}), 1);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1012,6 +1171,7 @@ int main(void)
         cmocka_unit_test(test_1e5_pending_traces_each_decided_on_time),
         cmocka_unit_test(test_memory_per_buffered_span_within_target),
         cmocka_unit_test(test_gauges_follow_state_and_shard_is_stable),
+        cmocka_unit_test(test_adjusted_count_and_tracestate_on_kept_spans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
