@@ -12,6 +12,7 @@ PKGS=(
   jq          # the bench and integration scripts read JSON reports
   time        # bench/driver.sh measures the load generator's CPU time
   prometheus  # for promtool, which checks our /metrics output
+  gnuplot-nox # bench/charts.sh draws the benchmark's charts
 )
 
 missing=()

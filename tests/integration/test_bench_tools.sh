@@ -3,7 +3,10 @@
 # (gzip) and in real-time mode, everything the manifest lists arrives once (100 % retention,
 # recall 1 in every category, no duplicates, nothing incomplete); a manifest listing traces that
 # were never sent gives recall < 1 and --fail-if exits 1; the same traffic sent twice is counted
-# as duplicates; traffic "exported" under two sampler ids is counted as fragmented.
+# as duplicates; traffic "exported" under two sampler ids is counted as fragmented. Then
+# bench/driver.sh: --results rewrites only its own block of a RESULTS file with the run's figures;
+# the cost arithmetic is right; the spike scenario samples every process's /metrics over time
+# (the buffer fills during the spike and drains after it); bench/charts.sh draws the three charts.
 set -euo pipefail
 : "${RT_BUILD_DIR:?}" "${RT_SOURCE_DIR:?}"
 LG="$RT_BUILD_DIR/rt-bench-loadgen"
@@ -179,4 +182,79 @@ rep="$tmp/frag.sink.json"
 [ "$(jq -r '.exporters.s1.traces' "$rep")" = 50 ] || fail "frag: s1 traces"
 [ "$(jq -r '.exporters.s2.traces' "$rep")" = 50 ] || fail "frag: s2 traces"
 [ "$(jq -r .retention.traces "$rep")" = 1 ] || fail "frag: retention"
+
+# 7. The cost arithmetic on a known report: 80 spans a turn, a quarter kept, $1 per M spans.
+echo '{"manifest": {"spans": 800, "traces": 10}, "retention": {"spans": 0.25}}' > "$tmp/cost.json"
+bash "$RT_SOURCE_DIR/bench/compose-bench.sh" cost "$tmp/cost.json" 1 1000 > "$tmp/cost.txt"
+# shellcheck disable=SC2016 # the dollar signs are literal
+grep -qxF 'cost at 1000 turns/day, 80 spans/turn, $1 per M spans:' "$tmp/cost.txt" || fail "cost: header"
+# shellcheck disable=SC2016
+grep -qxF '  100 %  : 80000 spans/day, 2400000 spans/month, $2.4/month' "$tmp/cost.txt" ||
+  fail "cost: 100 %"
+# shellcheck disable=SC2016
+grep -qxF '  kept   : 20000 spans/day, 600000 spans/month, $0.6/month (25 % of spans)' "$tmp/cost.txt" \
+  || { cat "$tmp/cost.txt"; fail "cost: kept"; }
+
+# 8. driver.sh --results: the block of its scenario is written, then replaced, and nothing else
+#    in the file changes; the figures in it are the run's.
+DRIVER=(bash "$RT_SOURCE_DIR/bench/driver.sh" --build "$RT_BUILD_DIR")
+printf '# Results\n\nprose before\n\n<!-- driver:tier:begin -->\nold tier figures\n<!-- driver:tier:end -->\n\nprose after\n' \
+  > "$tmp/RESULTS.md"
+cp "$tmp/RESULTS.md" "$tmp/RESULTS.orig"
+"${DRIVER[@]}" --out "$tmp/h1" --turns 120 --results "$tmp/RESULTS.md" harness > "$tmp/h1.out" ||
+  fail "driver harness failed"
+grep -c '^<!-- driver:harness:begin -->$' "$tmp/RESULTS.md" | grep -qx 1 || fail "results: no harness block"
+head -9 "$tmp/RESULTS.md" | cmp -s - "$tmp/RESULTS.orig" || fail "results: text before the new block changed"
+"${DRIVER[@]}" --out "$tmp/h2" --turns 150 --results "$tmp/RESULTS.md" harness > "$tmp/h2.out" ||
+  fail "driver harness (2) failed"
+[ "$(grep -c 'driver:harness:begin' "$tmp/RESULTS.md")" = 1 ] || fail "results: block duplicated"
+[ "$(grep -c 'driver:harness:end' "$tmp/RESULTS.md")" = 1 ] || fail "results: end marker duplicated"
+grep -q -- '--turns 150 ' "$tmp/RESULTS.md" || fail "results: second run's command line missing"
+grep -q -- '--turns 120 ' "$tmp/RESULTS.md" && fail "results: first run's block not replaced"
+grep -q '^old tier figures$' "$tmp/RESULTS.md" || fail "results: another scenario's block was touched"
+grep -q '^prose after$' "$tmp/RESULTS.md" || fail "results: prose after the blocks lost"
+spans=$(jq -r .spans_acked "$tmp/h2/loadgen.json")
+grep -q "^| sink | [0-9.]* | $spans | [0-9]* |$" "$tmp/RESULTS.md" || fail "results: sink row"
+grep -q "^| all | 150 | 150 | 100 % | 100 % |$" "$tmp/RESULTS.md" || fail "results: recall row"
+grep -q '^  kept   : ' "$tmp/RESULTS.md" || fail "results: cost table"
+[ "$(head -1 "$tmp/h2/cpu.csv")" = "process,cpu_s,spans,spans_per_cpu_s" ] || fail "cpu.csv header"
+[ "$(jq -r .scenario "$tmp/h2/run.json")" = harness ] || fail "run.json scenario"
+
+# 9. The spike scenario: each process's /metrics every 0.2 s; the samplers' buffers fill while
+#    the load runs and are empty at the end. A sampler run for the policy chart.
+"${DRIVER[@]}" --out "$tmp/spike" --turns 600 --rate 150 --decision-wait 1s --sample-interval 0.2 \
+  --policies "$RT_SOURCE_DIR/config/policies-no-span-count.yaml" \
+  --fail-if "recall.error<1,fragmented>0,duplicates>0" spike > "$tmp/spike.out" ||
+  { cat "$tmp/spike.out"; fail "driver spike failed"; }
+csv="$tmp/spike/metrics.csv"
+[ "$(head -1 "$csv")" = "t_s,node,traces_pending,bytes_buffered,spans_received" ] || fail "spike: csv header"
+for n in router sampler-1 sampler-2 sampler-3; do
+  [ "$(grep -c ",$n," "$csv")" -ge 5 ] || fail "spike: fewer than 5 samples of $n"
+done
+[ "$(jq -r .profile "$tmp/spike/loadgen.json")" = spike ] || fail "spike: loadgen profile"
+awk -F, 'NR > 1 && $2 != "router" && $3 > 0 && $4 > 0 { found = 1 } END { exit !found }' "$csv" ||
+  fail "spike: no sample shows buffered traces"
+for n in sampler-1 sampler-2 sampler-3; do
+  last=$(grep ",$n," "$csv" | tail -1 | cut -d, -f3)
+  [ "$last" = 0 ] || fail "spike: $n still holds $last traces at the end"
+done
+rsp=$(grep ',router,' "$csv" | tail -1 | cut -d, -f5)
+[ "$rsp" = "$(jq -r .spans_acked "$tmp/spike/loadgen.json")" ] || fail "spike: router counter $rsp"
+"${DRIVER[@]}" --out "$tmp/sampler" --turns 300 --decision-wait 1s sampler > "$tmp/sampler.out" ||
+  fail "driver sampler failed"
+
+# 10. charts.sh draws the three charts (PNG) from those runs.
+if command -v gnuplot > /dev/null; then
+  bash "$RT_SOURCE_DIR/bench/charts.sh" --out "$tmp/charts" "$tmp/h2" "$tmp/spike" "$tmp/sampler" \
+    > "$tmp/charts.out" || fail "charts.sh failed"
+  for c in policies throughput spike-memory; do
+    [ "$(head -c 4 "$tmp/charts/$c.png" | tail -c 3)" = PNG ] || fail "charts: $c.png not a PNG"
+  done
+  # The policy chart's table is the sink's figures.
+  [ "$(awk -F'\t' '$1 == "error" { print $2 }' "$tmp/charts/data/policies.tsv")" = 100 ] ||
+    fail "charts: error recall of the seed set"
+  grep -q $'^0\tharness\\\\nsink\t' "$tmp/charts/data/throughput.tsv" || fail "charts: harness row"
+else
+  echo "skip: no gnuplot (scripts/setup.sh installs gnuplot-nox), charts not drawn"
+fi
 echo "ok: all bench tool checks passed"

@@ -90,7 +90,15 @@ static void test_shipped_config_loads(void **state)
     }
     assert_string_equal(cfg.node_id, "sampler-1");
     assert_ptr_equal(rt_sampler_ts(&cfg), &cfg.tail_sampling);
-    assert_int_equal(rt_policy_set_count(rt_sampler_ts(&cfg)->policies), 6);
+    /* The recommended agent set (config/policies-agent.yaml), in its order. */
+    const rt_policy_set *set = rt_sampler_ts(&cfg)->policies;
+    static const char *const types[] = {"status_code",       "latency",          "string_attribute",
+                                        "numeric_attribute", "string_attribute", "and",
+                                        "reservoir"};
+    assert_int_equal(rt_policy_set_count(set), sizeof types / sizeof types[0]);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        assert_string_equal(rt_policy_set_type(set, i), types[i]);
+    }
     rt_cfg_free_struct(rt_sampler_fields, &cfg);
 }
 
