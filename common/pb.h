@@ -106,7 +106,7 @@ void rt_pb_append_fixed64(rt_buf *b, uint64_t v);
 static inline int rt_pb_read_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out)
 {
     size_t i = *pos;
-    if (i + 1 < len) {
+    if (i < len && len - i >= 2) { /* (not i + 1 < len: i + 1 could wrap) */
         uint8_t c0 = buf[i];
         if (c0 < 0x80) {
             *out = c0;
