@@ -2,6 +2,7 @@
 #include "otlp_scan.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -886,8 +887,76 @@ struct mdesc {
     sub_fn sub; /* called for every length-delimited known field; may be NULL */
 };
 
+static const mdesc kv_m;
+
+/* An AnyValue holding a scalar (string, bool, int, double, bytes) that the table-driven check
+ * below would accept. False for anything else, including arrays and kvlists (which the general
+ * path handles). */
+static bool any_scalar_ok(rt_pb_slice a)
+{
+    size_t pos = 0;
+    while (pos < a.len) {
+        uint32_t f;
+        int wt, want;
+        if (rt_pb_read_tag(a.p, a.len, &pos, &f, &wt) != 0) {
+            return false;
+        }
+        switch (f) {
+        case 1:
+        case 7:
+            want = RT_PB_WT_LEN;
+            break;
+        case 2:
+        case 3:
+            want = RT_PB_WT_VARINT;
+            break;
+        case 4:
+            want = RT_PB_WT_FIXED64;
+            break;
+        case 5:
+        case 6:
+            return false;
+        default:
+            want = -1; /* unknown: skipped, as the table does */
+            break;
+        }
+        if ((want >= 0 && wt != want) || rt_pb_skip(a.p, a.len, &pos, wt) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The commonest message by far (every attribute of every span): a KeyValue with a scalar value,
+ * checked in one tight loop. It accepts only what the general check accepts; on false the
+ * general check runs and, if the input is bad, writes the message. */
+static bool kv_fast_ok(rt_pb_slice kv)
+{
+    size_t pos = 0;
+    while (pos < kv.len) {
+        uint32_t f;
+        int wt;
+        if (rt_pb_read_tag(kv.p, kv.len, &pos, &f, &wt) != 0) {
+            return false;
+        }
+        if (f == 1 || f == 2) {
+            rt_pb_slice s;
+            if (wt != RT_PB_WT_LEN || rt_pb_read_len(kv.p, kv.len, &pos, &s) != 0 ||
+                (f == 2 && !any_scalar_ok(s))) {
+                return false;
+            }
+        } else if (rt_pb_skip(kv.p, kv.len, &pos, wt) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int check_msg(vctx *v, const mdesc *m, rt_pb_slice msg, int depth)
 {
+    if (m == &kv_m && kv_fast_ok(msg)) {
+        return 0;
+    }
     pctx c;
     pc_init(&c, msg.p, msg.len, v->origin, m->name, v->err, v->errlen);
     uint32_t f;
