@@ -22,6 +22,7 @@
  * one for the trace; no allocation once its tables are warm.
  */
 #include "alloc.h"
+#include "base64.h"
 #include "buf.h"
 #include "clock.h"
 #include "grpc_server.h"
@@ -357,27 +358,13 @@ static cat_stat *cat_get(results *r, const char *name)
     return c;
 }
 
-static int hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static int parse_trace_id(const char *hex, uint8_t *out)
 {
     if (!hex || strlen(hex) != 32) {
         return -1;
     }
     for (int i = 0; i < 16; i++) {
-        int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+        int hi = rt_hex_digit(hex[2 * i]), lo = rt_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return -1;
         }

@@ -1,4 +1,5 @@
-/* base64.h - base64 (RFC 4648) for OTLP/JSON bytesValue and gRPC "-bin" metadata. */
+/* base64.h - base64 (RFC 4648) for OTLP/JSON bytesValue and gRPC "-bin" metadata, and the
+ * hex digit every hex reader shares. */
 #ifndef RT_BASE64_H
 #define RT_BASE64_H
 
@@ -20,5 +21,20 @@ static inline size_t rt_base64_decoded_max(size_t len)
  * it must complete the last quantum) into `dst` (rt_base64_decoded_max(len) bytes). Returns
  * the decoded length, or -1 if the text is not base64. */
 long rt_base64_decode(const char *s, size_t len, uint8_t *dst);
+
+/* Value of one hex digit (either case), or -1 if `c` is not one. */
+static inline int rt_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
 
 #endif

@@ -1,5 +1,6 @@
 /* h2_frame.c - gRPC message framing helpers (see h2_frame.h). */
 #include "h2_frame.h"
+#include "base64.h"
 
 #include <string.h>
 
@@ -99,20 +100,6 @@ char *rt_h2_frame_percent_encode(const char *s, char *out, size_t cap)
     return out;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 char *rt_h2_frame_percent_decode(const char *s, size_t len, char *out, size_t cap)
 {
     size_t o = 0;
@@ -120,8 +107,9 @@ char *rt_h2_frame_percent_decode(const char *s, size_t len, char *out, size_t ca
         return out;
     }
     for (size_t i = 0; i < len && o + 1 < cap; i++) {
-        if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+        if (s[i] == '%' && i + 2 < len && rt_hex_digit(s[i + 1]) >= 0 &&
+            rt_hex_digit(s[i + 2]) >= 0) {
+            out[o++] = (char)(rt_hex_digit(s[i + 1]) << 4 | rt_hex_digit(s[i + 2]));
             i += 2;
         } else {
             out[o++] = s[i];

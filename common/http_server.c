@@ -22,6 +22,7 @@
  * a closed socket would otherwise kill it).
  */
 #include "http_server.h"
+#include "base64.h"
 
 #include "alloc.h"
 #include "buf.h"
@@ -648,14 +649,8 @@ static void chunk_size_line(http_conn *c, char *line)
         p++;
     }
     for (; *p; p++, digits++) {
-        int d;
-        if (*p >= '0' && *p <= '9') {
-            d = *p - '0';
-        } else if (*p >= 'a' && *p <= 'f') {
-            d = *p - 'a' + 10;
-        } else if (*p >= 'A' && *p <= 'F') {
-            d = *p - 'A' + 10;
-        } else {
+        int d = rt_hex_digit((unsigned char)*p);
+        if (d < 0) {
             break;
         }
         if (digits >= 15) {

@@ -196,20 +196,6 @@ static void arena_free(arena *a)
  * Hex and base64
  * ------------------------------------------------------------------------------------------- */
 
-static int hex_val(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * JSON -> protobuf
  * ------------------------------------------------------------------------------------------- */
@@ -477,8 +463,8 @@ static int get_id(in_ctx *c, const json_t *obj, const char *camel, const char *s
     }
     uint8_t *bytes = arena_alloc(&c->mem, want);
     for (size_t i = 0; i < want; i++) {
-        int hi = hex_val((unsigned char)s[2 * i]);
-        int lo = hex_val((unsigned char)s[2 * i + 1]);
+        int hi = rt_hex_digit((unsigned char)s[2 * i]);
+        int lo = rt_hex_digit((unsigned char)s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return fail_at(c, key, "expected %zu hex digits, found a non-hex character at %zu",
                            want * 2, hi < 0 ? 2 * i : 2 * i + 1);

@@ -1,6 +1,7 @@
 /* adjusted_count.c - adjusted counts as OTel thresholds (`ot=th:<hex>`) and the rewrite of a kept
  * span's W3C tracestate (see adjusted_count.h for the rules). */
 #include "adjusted_count.h"
+#include "base64.h"
 
 #include <math.h>
 #include <string.h>
@@ -66,20 +67,6 @@ size_t rt_adj_threshold_hex(uint64_t threshold, char out[15])
     return n;
 }
 
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 bool rt_adj_threshold_parse(const char *hex, size_t len, uint64_t *threshold)
 {
     if (len == 0 || len > TH_DIGITS) {
@@ -87,7 +74,7 @@ bool rt_adj_threshold_parse(const char *hex, size_t len, uint64_t *threshold)
     }
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
-        int d = hex_value((uint8_t)hex[i]);
+        int d = rt_hex_digit((uint8_t)hex[i]);
         if (d < 0) {
             return false;
         }
@@ -185,7 +172,7 @@ static bool rv_value_ok(slice v)
         return false;
     }
     for (size_t i = 0; i < v.n; i++) {
-        if (hex_value(v.p[i]) < 0) {
+        if (rt_hex_digit(v.p[i]) < 0) {
             return false;
         }
     }

@@ -106,7 +106,7 @@ static void layout_node(rt_policy_set *set, rt_pol_node *n)
             n->state_off = set->state_size;
             set->state_size += align8(n->ops->state_size);
         }
-        if (n->ops->observe != NULL) {
+        if (n->ops->observe != NULL && (n->ops->observes == NULL || n->ops->observes(n->cfg))) {
             if (set->observers != NULL) {
                 set->observers[set->n_observers] = n;
             }

@@ -39,6 +39,10 @@ typedef struct rt_pol_ops {
     size_t state_size; /* per-trace bytes (zeroed before the first span); 0 = none */
     /* Account one span into `st`. Must not allocate. NULL = the type needs no span data. */
     void (*observe)(const void *cfg, void *st, const rt_otlp_span_view *v);
+    /* Whether this configuration needs `observe` at all (e.g. span_count without a span
+     * filter reads the buffer's count): false keeps it off the per-span observer list. NULL =
+     * always, when `observe` is set. */
+    bool (*observes)(const void *cfg);
 
     size_t runtime_size; /* per-engine bytes; 0 = none */
     void (*runtime_init)(const void *cfg, void *rt, double share, uint64_t now_ns);

@@ -22,7 +22,7 @@
  * holds is discarded before observe, exactly as it is not counted in span_count), so the count
  * is of distinct passing spans. min_spans 0 with a filter that matches nothing still samples
  * (0 >= 0), as OTel's min_spans 0 does. Without span_filter the buffer's count is used and
- * observe does nothing.
+ * the policy is not on the per-span observer list at all (`observes`).
  */
 #include "policy_internal.h"
 #include "policy_match.h"
@@ -73,10 +73,16 @@ static int prepare(rt_cfg_ctx *ctx, const rt_cfg_node *block, const char *path, 
     return 0;
 }
 
+/* Only a filtered count needs the spans; without a filter decide reads the buffer's count. */
+static bool observes(const void *cfg)
+{
+    return ((const span_count_cfg *)cfg)->filter != NULL;
+}
+
 static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
 {
     const span_count_cfg *c = cfg;
-    if (c->filter != NULL && rt_pol_span_filter_match(c->filter, v)) {
+    if (rt_pol_span_filter_match(c->filter, v)) {
         ++*(uint64_t *)st;
     }
 }
@@ -101,5 +107,6 @@ const rt_pol_ops rt_pol_span_count_ops = {
     .prepare = prepare,
     .state_size = sizeof(uint64_t),
     .observe = observe,
+    .observes = observes,
     .decide = decide,
 };
