@@ -92,8 +92,10 @@ sink_args() { # every dump file of every sink, for rt-route-check verify
 }
 
 # --- 1. kill sink-b under load ---
+# --rate makes the load last 5 s however fast the machine is, so the kill lands in the middle
+# of it (flat out, a fast machine finished all 150 k spans before the kill).
 "$check" send --http "127.0.0.1:$http" --phase 10 --traces 5000 --spans 150000 --per-request 100 \
-  --concurrency 8 --acks "$tmp/acks10" > "$tmp/send10.out" &
+  --rate 30000 --concurrency 8 --acks "$tmp/acks10" > "$tmp/send10.out" &
 sender=$!
 pids+=($sender)
 wait_for 20 test -s "$tmp/acks10" || fail "load did not start"

@@ -1,12 +1,14 @@
 /* route_check.c - rt-route-check: load sender and checker for the router's integration tests.
  *
  *   rt-route-check send (--http|--grpc|--json) HOST:PORT --phase P --traces T --spans S
- *                  [--per-request K] [--concurrency C] [--acks FILE]
+ *                  [--per-request K] [--concurrency C] [--rate R] [--acks FILE]
  *     Sends S spans numbered 0..S-1; span n belongs to trace n % T (so every trace's spans are
  *     spread over many requests), K spans per request in 2 resources x 2 scopes, C requests in
  *     flight (--json sends one at a time). Span ids are (P << 48 | n), trace ids a hash of
  *     (P, trace). No retries: each request's outcome is final and written to FILE as
- *     "<first> <count> <http status>" (0 = no answer). Prints a summary; exits 0.
+ *     "<first> <count> <http status>" (0 = no answer). With --rate, at most R spans per second are
+ * started, so a run lasts at least S/R seconds however fast the machine is (tests that kill a peer
+ * "under load" rely on it). Prints a summary; exits 0.
  *
  *   rt-route-check verify --ring RING.yaml --sink ID=DUMP [--sink ...] --phase P
  *                  [--acks FILE ...] [--exact] [--allow-down ID] [--tolerance X]
@@ -33,6 +35,7 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
 #include <arpa/inet.h>
+#include <event2/event.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -40,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest Req;
@@ -159,6 +163,9 @@ typedef struct sender {
     rt_otlp_client *client;
     uint64_t phase, traces, spans, per, next;
     int concurrency, inflight;
+    double rate;             /* spans per second, 0 = flat out */
+    struct timespec started; /* for --rate */
+    struct event *pace;      /* wakes send_more when the rate allows the next request */
     FILE *acks;
     uint64_t by_status[600];
     uint64_t spans_ok;
@@ -201,9 +208,37 @@ static void on_done(const rt_otlp_client_result *res, void *arg)
     send_more(s);
 }
 
+static void on_pace(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    send_more(arg);
+}
+
+/* Seconds until --rate allows span number `next` to start; 0 when it may start now. */
+static double pace_wait(const sender *s)
+{
+    if (s->rate <= 0) {
+        return 0;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double elapsed =
+        (double)(now.tv_sec - s->started.tv_sec) + (double)(now.tv_nsec - s->started.tv_nsec) / 1e9;
+    double due = (double)s->next / s->rate;
+    return due > elapsed ? due - elapsed : 0;
+}
+
 static void send_more(sender *s)
 {
     while (s->inflight < s->concurrency && s->next < s->spans) {
+        double wait = pace_wait(s);
+        if (wait > 0) {
+            struct timeval tv = {.tv_sec = (time_t)wait,
+                                 .tv_usec = (suseconds_t)((wait - (double)(time_t)wait) * 1e6)};
+            evtimer_add(s->pace, &tv);
+            break;
+        }
         size_t count = (size_t)(s->spans - s->next < s->per ? s->spans - s->next : s->per);
         size_t len;
         uint8_t *pb = build(s->phase, s->traces, s->next, count, &len);
@@ -285,6 +320,7 @@ static int cmd_send(int argc, char **argv)
         {"spans", required_argument, NULL, 's'},
         {"per-request", required_argument, NULL, 'k'},
         {"concurrency", required_argument, NULL, 'c'},
+        {"rate", required_argument, NULL, 'r'},
         {"acks", required_argument, NULL, 'a'},
         {NULL, 0, NULL, 0},
     };
@@ -314,6 +350,9 @@ static int cmd_send(int argc, char **argv)
             break;
         case 'c':
             s.concurrency = atoi(optarg);
+            break;
+        case 'r':
+            s.rate = strtod(optarg, NULL);
             break;
         case 'a':
             acks = optarg;
@@ -369,8 +408,11 @@ static int cmd_send(int argc, char **argv)
             fprintf(stderr, "rt-route-check: %s\n", err);
             return 1;
         }
+        s.pace = evtimer_new(s.base, on_pace, &s);
+        clock_gettime(CLOCK_MONOTONIC, &s.started);
         send_more(&s);
         event_base_dispatch(s.base);
+        event_free(s.pace);
         rt_otlp_client_free(s.client);
         event_base_free(s.base);
     }
