@@ -185,13 +185,161 @@ static int status_merge(const uint8_t *msg, size_t len, rt_otlp_span_view *v, co
     return rc;
 }
 
+/* Wire type of each Span field (index = field number; -1: unknown, skipped). */
+static const int8_t span_wt[17] = {
+    -1,
+    RT_PB_WT_LEN,
+    RT_PB_WT_LEN,
+    RT_PB_WT_LEN,
+    RT_PB_WT_LEN,
+    RT_PB_WT_LEN,
+    RT_PB_WT_VARINT,
+    RT_PB_WT_FIXED64,
+    RT_PB_WT_FIXED64,
+    RT_PB_WT_LEN,
+    RT_PB_WT_VARINT,
+    RT_PB_WT_LEN,
+    RT_PB_WT_VARINT,
+    RT_PB_WT_LEN,
+    RT_PB_WT_VARINT,
+    RT_PB_WT_LEN,
+    RT_PB_WT_FIXED32,
+};
+
+/* status_merge without error context; false on malformed input. */
+static bool status_merge_fast(rt_pb_slice st, rt_otlp_span_view *v)
+{
+    size_t pos = 0;
+    while (pos < st.len) {
+        uint32_t f;
+        int wt;
+        uint64_t u;
+        if (rt_pb_read_tag(st.p, st.len, &pos, &f, &wt) != 0) {
+            return false;
+        }
+        if (f == 2) {
+            if (wt != RT_PB_WT_LEN || rt_pb_read_len(st.p, st.len, &pos, &v->status_message) != 0) {
+                return false;
+            }
+        } else if (f == 3) {
+            if (wt != RT_PB_WT_VARINT || rt_pb_read_varint(st.p, st.len, &pos, &u) != 0) {
+                return false;
+            }
+            v->status_code = (int32_t)u;
+        } else if (rt_pb_skip(st.p, st.len, &pos, wt) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* span_parse without error context, in one tight loop: true when the span (and its status) is
+ * well-formed at this level and *v is filled exactly as span_parse fills it; false on anything
+ * malformed, and span_parse then runs again to say what and where. */
+static bool span_parse_fast(const uint8_t *msg, size_t len, rt_otlp_span_view *v)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        uint32_t f;
+        int wt;
+        uint64_t u;
+        rt_pb_slice s;
+        if (rt_pb_read_tag(msg, len, &pos, &f, &wt) != 0) {
+            return false;
+        }
+        int want = f <= 16 ? span_wt[f] : -1;
+        if (want >= 0 && wt != want) {
+            return false;
+        }
+        switch (f) {
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+        case 9:
+        case 11:
+        case 13:
+        case 15:
+            if (rt_pb_read_len(msg, len, &pos, &s) != 0) {
+                return false;
+            }
+            switch (f) {
+            case 1:
+                v->trace_id = s;
+                break;
+            case 2:
+                v->span_id = s;
+                break;
+            case 3:
+                v->trace_state = s;
+                break;
+            case 4:
+                v->parent_span_id = s;
+                break;
+            case 5:
+                v->name = s;
+                break;
+            case 9:
+                v->n_attributes++;
+                break;
+            case 11:
+                v->n_events++;
+                break;
+            case 13:
+                v->n_links++;
+                break;
+            default: /* 15 */
+                v->has_status = 1;
+                if (!status_merge_fast(s, v)) {
+                    return false;
+                }
+                break;
+            }
+            break;
+        case 6:
+        case 10:
+        case 12:
+        case 14:
+            if (rt_pb_read_varint(msg, len, &pos, &u) != 0) {
+                return false;
+            }
+            if (f == 6) {
+                v->kind = (int32_t)u;
+            } else if (f == 10) {
+                v->dropped_attributes_count = (uint32_t)u;
+            } else if (f == 12) {
+                v->dropped_events_count = (uint32_t)u;
+            } else {
+                v->dropped_links_count = (uint32_t)u;
+            }
+            break;
+        case 7:
+        case 8:
+            if (rt_pb_read_fixed64(msg, len, &pos, f == 7 ? &v->start_ns : &v->end_ns) != 0) {
+                return false;
+            }
+            break;
+        case 16:
+            if (rt_pb_read_fixed32(msg, len, &pos, &v->flags) != 0) {
+                return false;
+            }
+            break;
+        default:
+            if (rt_pb_skip(msg, len, &pos, wt) != 0) {
+                return false;
+            }
+            break;
+        }
+    }
+    return true;
+}
+
 /* Parse a Span's direct fields into the span part of *v (the resource/scope part is left
  * alone). Returns 0 or -1 with err set. */
 static int span_parse(const uint8_t *msg, size_t len, rt_otlp_span_view *v, const uint8_t *origin,
                       char *err, size_t errlen)
 {
-    pctx c;
-    pc_init(&c, msg, len, origin, "Span", err, errlen);
     v->span.p = msg;
     v->span.len = len;
     v->trace_id = v->span_id = v->trace_state = v->parent_span_id = v->name = no_slice;
@@ -203,6 +351,21 @@ static int span_parse(const uint8_t *msg, size_t len, rt_otlp_span_view *v, cons
     v->status_code = 0;
     v->flags = 0;
     v->n_attributes = v->n_events = v->n_links = 0;
+    if (span_parse_fast(msg, len, v)) {
+        return 0;
+    }
+    /* Malformed: parse again from a clean view, this time to say what and where. */
+    v->trace_id = v->span_id = v->trace_state = v->parent_span_id = v->name = no_slice;
+    v->status_message = no_slice;
+    v->kind = 0;
+    v->start_ns = v->end_ns = 0;
+    v->dropped_attributes_count = v->dropped_events_count = v->dropped_links_count = 0;
+    v->has_status = 0;
+    v->status_code = 0;
+    v->flags = 0;
+    v->n_attributes = v->n_events = v->n_links = 0;
+    pctx c;
+    pc_init(&c, msg, len, origin, "Span", err, errlen);
 
     uint32_t f;
     int wt, rc;
@@ -655,50 +818,104 @@ int rt_otlp_array_next(rt_otlp_array_iter *it, rt_otlp_value *out)
     return 1;
 }
 
-int rt_otlp_attr_find(const uint8_t *msg, size_t len, uint32_t field, const char *key,
-                      size_t keylen, rt_otlp_attr *out)
+/* The key of an encoded KeyValue (last occurrence, as keyvalue_decode reads it); the value and
+ * anything else are skipped by length. Returns 0, or -1 when malformed. */
+static inline int kv_key(rt_pb_slice kv, rt_pb_slice *k)
 {
-    /* Hot path of every attribute policy (called per span): walk the message's tags, and in
-     * each KeyValue of `field` only its key; decode the value of the match alone. Bytes that
-     * are not the key being looked for are only skipped by their lengths, so a malformed
-     * KeyValue elsewhere in the list goes unnoticed here (requests are validated on receipt). */
-    size_t pos = 0;
-    while (pos < len) {
+    size_t kp = 0;
+    k->p = NULL;
+    k->len = 0;
+    while (kp < kv.len) {
+        uint32_t kf;
+        int kwt;
+        if (rt_pb_read_tag(kv.p, kv.len, &kp, &kf, &kwt) != 0) {
+            return -1;
+        }
+        int rc = kf == 1 && kwt == RT_PB_WT_LEN ? rt_pb_read_len(kv.p, kv.len, &kp, k)
+                                                : rt_pb_skip(kv.p, kv.len, &kp, kwt);
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The next KeyValue of `field` in msg from *pos. Returns 1 with its bytes in *kv, 0 at the
+ * end, -1 on malformed input. Other fields are skipped by length. */
+static inline int next_kv(const uint8_t *msg, size_t len, size_t *pos, uint32_t field,
+                          rt_pb_slice *kv)
+{
+    while (*pos < len) {
         uint32_t f;
         int wt;
-        if (rt_pb_read_tag(msg, len, &pos, &f, &wt) != 0) {
+        if (rt_pb_read_tag(msg, len, pos, &f, &wt) != 0) {
             return -1;
         }
         if (f != field) {
-            if (rt_pb_skip(msg, len, &pos, wt) != 0) {
+            if (rt_pb_skip(msg, len, pos, wt) != 0) {
                 return -1;
             }
             continue;
         }
-        rt_pb_slice kv;
-        if (wt != RT_PB_WT_LEN || rt_pb_read_len(msg, len, &pos, &kv) != 0) {
+        if (wt != RT_PB_WT_LEN || rt_pb_read_len(msg, len, pos, kv) != 0) {
             return -1;
         }
-        rt_pb_slice k = {NULL, 0};
-        size_t kp = 0;
-        while (kp < kv.len) {
-            uint32_t kf;
-            int kwt;
-            if (rt_pb_read_tag(kv.p, kv.len, &kp, &kf, &kwt) != 0) {
-                return -1;
-            }
-            int rc = kf == 1 && kwt == RT_PB_WT_LEN ? rt_pb_read_len(kv.p, kv.len, &kp, &k)
-                                                    : rt_pb_skip(kv.p, kv.len, &kp, kwt);
-            if (rc != 0) {
-                return -1;
-            }
+        return 1;
+    }
+    return 0;
+}
+
+int rt_otlp_attr_find(const uint8_t *msg, size_t len, uint32_t field, const char *key,
+                      size_t keylen, rt_otlp_attr *out)
+{
+    /* Walk the message's tags, and in each KeyValue of `field` only its key; decode the value
+     * of the match alone. Bytes that are not the key being looked for are only skipped by their
+     * lengths, so a malformed KeyValue elsewhere in the list goes unnoticed here (requests are
+     * validated on receipt). */
+    size_t pos = 0;
+    rt_pb_slice kv, k;
+    int rc;
+    while ((rc = next_kv(msg, len, &pos, field, &kv)) == 1) {
+        if (kv_key(kv, &k) != 0) {
+            return -1;
         }
         if (k.len == keylen && (keylen == 0 || memcmp(k.p, key, keylen) == 0)) {
             char err[RT_OTLP_ERR_MAX];
             return keyvalue_decode(kv.p, kv.len, out, msg, err, sizeof err) == 0 ? 1 : -1;
         }
     }
-    return 0;
+    return rc;
+}
+
+int rt_otlp_attr_index(const uint8_t *msg, size_t len, uint32_t field, const rt_pb_slice *keys,
+                       size_t n, rt_pb_slice *kv)
+{
+    size_t pos = 0, found = 0;
+    rt_pb_slice one, k;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        kv[i] = (rt_pb_slice){NULL, 0};
+    }
+    while (found < n && (rc = next_kv(msg, len, &pos, field, &one)) == 1) {
+        if (kv_key(one, &k) != 0) {
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (kv[i].p == NULL && keys[i].len == k.len &&
+                (k.len == 0 || memcmp(keys[i].p, k.p, k.len) == 0)) {
+                kv[i] = one;
+                found++;
+                break; /* keys are distinct */
+            }
+        }
+    }
+    return rc < 0 ? -1 : (int)found;
+}
+
+int rt_otlp_keyvalue_decode(const uint8_t *kv, size_t len, rt_otlp_attr *out)
+{
+    char err[RT_OTLP_ERR_MAX];
+    return keyvalue_decode(kv, len, out, kv, err, sizeof err);
 }
 
 /* ---- Event, Link, Resource, InstrumentationScope ----------------------------------------- */
@@ -952,9 +1169,63 @@ static bool kv_fast_ok(rt_pb_slice kv)
     return true;
 }
 
+static const mdesc span_m, event_m, link_m, status_m;
+static int check_msg(vctx *v, const mdesc *m, rt_pb_slice msg, int depth);
+
+/* The message a length-delimited field of a span-level message holds (NULL: bytes/string). */
+static const mdesc *span_level_inner(const mdesc *m, uint32_t f)
+{
+    if (m == &span_m) {
+        return f == 9 ? &kv_m : f == 11 ? &event_m : f == 13 ? &link_m : f == 15 ? &status_m : NULL;
+    }
+    if ((m == &event_m && f == 3) || (m == &link_m && f == 4)) {
+        return &kv_m;
+    }
+    return NULL;
+}
+
+/* A Span (or one of its events, links, status) checked in tight loops against the same tables,
+ * without building error context. KeyValues with scalar values take kv_fast_ok; any other
+ * KeyValue gets the general check on its own. True only when the general check would accept
+ * the message; on false the caller runs the general check, which writes the message. */
+static bool span_fast_ok(vctx *v, const mdesc *m, rt_pb_slice msg)
+{
+    size_t pos = 0;
+    while (pos < msg.len) {
+        uint32_t f;
+        int wt;
+        if (rt_pb_read_tag(msg.p, msg.len, &pos, &f, &wt) != 0) {
+            return false;
+        }
+        int want = (f >= 1 && f <= m->n) ? m->fields[f - 1].wt : -1;
+        if (want >= 0 && wt != want) {
+            return false;
+        }
+        if (want != RT_PB_WT_LEN) {
+            if (rt_pb_skip(msg.p, msg.len, &pos, wt) != 0) {
+                return false;
+            }
+            continue;
+        }
+        rt_pb_slice s;
+        if (rt_pb_read_len(msg.p, msg.len, &pos, &s) != 0) {
+            return false;
+        }
+        const mdesc *inner = span_level_inner(m, f);
+        if (inner == &kv_m) {
+            if (!kv_fast_ok(s) && check_msg(v, &kv_m, s, 0) != 0) {
+                return false;
+            }
+        } else if (inner != NULL && !span_fast_ok(v, inner, s)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int check_msg(vctx *v, const mdesc *m, rt_pb_slice msg, int depth)
 {
-    if (m == &kv_m && kv_fast_ok(msg)) {
+    if ((m == &kv_m && kv_fast_ok(msg)) || (m == &span_m && span_fast_ok(v, m, msg))) {
         return 0;
     }
     pctx c;

@@ -216,6 +216,19 @@ int rt_otlp_array_next(rt_otlp_array_iter *it, rt_otlp_value *out);
 int rt_otlp_attr_find(const uint8_t *msg, size_t len, uint32_t field, const char *key,
                       size_t keylen, rt_otlp_attr *out);
 
+/* rt_otlp_attr_find for n keys in one walk: kv[i] is set to the whole encoded KeyValue of the
+ * first KeyValue whose key is keys[i] ({NULL, 0} when there is none). Decode a hit with
+ * rt_otlp_keyvalue_decode. Returns how many keys were found, or -1 on malformed input (the
+ * hits before the malformed bytes are kept, which is what n calls of rt_otlp_attr_find would
+ * have found). Made for one walk per span shared by every attribute policy; n is small (the
+ * keys are compared one by one). */
+int rt_otlp_attr_index(const uint8_t *msg, size_t len, uint32_t field, const rt_pb_slice *keys,
+                       size_t n, rt_pb_slice *kv);
+
+/* Decode one encoded KeyValue (as rt_otlp_attr_index hands them out). Returns 0, or -1 when it
+ * is malformed. */
+int rt_otlp_keyvalue_decode(const uint8_t *kv, size_t len, rt_otlp_attr *out);
+
 /* ---- small sub-messages ---------------------------------------------------------------- */
 
 typedef struct rt_otlp_event_view {

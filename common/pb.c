@@ -44,51 +44,6 @@ int rt_pb_read_varint_slow(const uint8_t *buf, size_t len, size_t *pos, uint64_t
     return RT_PB_EVARINT;
 }
 
-int rt_pb_read_fixed32(const uint8_t *buf, size_t len, size_t *pos, uint32_t *out)
-{
-    if (*pos > len || len - *pos < 4) {
-        return RT_PB_ETRUNC;
-    }
-    const uint8_t *b = buf + *pos;
-    *out = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-    *pos += 4;
-    return 0;
-}
-
-int rt_pb_read_fixed64(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out)
-{
-    if (*pos > len || len - *pos < 8) {
-        return RT_PB_ETRUNC;
-    }
-    const uint8_t *b = buf + *pos;
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | b[i];
-    }
-    *out = v;
-    *pos += 8;
-    return 0;
-}
-
-int rt_pb_skip(const uint8_t *buf, size_t len, size_t *pos, int wire)
-{
-    uint64_t v;
-    uint32_t v32;
-    rt_pb_slice s;
-    switch (wire) {
-    case RT_PB_WT_VARINT:
-        return rt_pb_read_varint(buf, len, pos, &v);
-    case RT_PB_WT_FIXED64:
-        return rt_pb_read_fixed64(buf, len, pos, &v);
-    case RT_PB_WT_LEN:
-        return rt_pb_read_len(buf, len, pos, &s);
-    case RT_PB_WT_FIXED32:
-        return rt_pb_read_fixed32(buf, len, pos, &v32);
-    default:
-        return RT_PB_EWIRETYPE;
-    }
-}
-
 size_t rt_pb_put_varint(uint8_t *out, uint64_t v)
 {
     size_t n = 0;

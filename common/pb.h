@@ -52,8 +52,8 @@ static inline int rt_pb_read_tag(const uint8_t *buf, size_t len, size_t *pos, ui
                                  int *wire);
 
 /* Little-endian fixed-width reads. */
-int rt_pb_read_fixed32(const uint8_t *buf, size_t len, size_t *pos, uint32_t *out);
-int rt_pb_read_fixed64(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out);
+static inline int rt_pb_read_fixed32(const uint8_t *buf, size_t len, size_t *pos, uint32_t *out);
+static inline int rt_pb_read_fixed64(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out);
 
 /* Read a length prefix and return the delimited bytes as a slice into `buf` (checked to lie
  * wholly inside buf[0..len)). */
@@ -61,7 +61,7 @@ static inline int rt_pb_read_len(const uint8_t *buf, size_t len, size_t *pos, rt
 
 /* Skip one field value of wire type `wire` (the tag has already been read). Wire types 0, 1, 2
  * and 5 are skipped; groups (3, 4) and unknown types give RT_PB_EWIRETYPE. */
-int rt_pb_skip(const uint8_t *buf, size_t len, size_t *pos, int wire);
+static inline int rt_pb_skip(const uint8_t *buf, size_t len, size_t *pos, int wire);
 
 /* ---- encoding --------------------------------------------------------------------------- */
 
@@ -161,6 +161,58 @@ static inline int rt_pb_read_len(const uint8_t *buf, size_t len, size_t *pos, rt
     out->len = (size_t)n;
     *pos = p + (size_t)n;
     return 0;
+}
+
+static inline int rt_pb_read_fixed32(const uint8_t *buf, size_t len, size_t *pos, uint32_t *out)
+{
+    if (*pos > len || len - *pos < 4) {
+        return RT_PB_ETRUNC;
+    }
+    const uint8_t *b = buf + *pos;
+    *out = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    *pos += 4;
+    return 0;
+}
+
+static inline int rt_pb_read_fixed64(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out)
+{
+    if (*pos > len || len - *pos < 8) {
+        return RT_PB_ETRUNC;
+    }
+    const uint8_t *b = buf + *pos;
+    *out = (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 | (uint64_t)b[3] << 24 |
+           (uint64_t)b[4] << 32 | (uint64_t)b[5] << 40 | (uint64_t)b[6] << 48 |
+           (uint64_t)b[7] << 56;
+    *pos += 8;
+    return 0;
+}
+
+static inline int rt_pb_skip(const uint8_t *buf, size_t len, size_t *pos, int wire)
+{
+    switch (wire) {
+    case RT_PB_WT_VARINT: {
+        uint64_t v;
+        return rt_pb_read_varint(buf, len, pos, &v);
+    }
+    case RT_PB_WT_FIXED64:
+        if (*pos > len || len - *pos < 8) {
+            return RT_PB_ETRUNC;
+        }
+        *pos += 8;
+        return 0;
+    case RT_PB_WT_LEN: {
+        rt_pb_slice s;
+        return rt_pb_read_len(buf, len, pos, &s);
+    }
+    case RT_PB_WT_FIXED32:
+        if (*pos > len || len - *pos < 4) {
+            return RT_PB_ETRUNC;
+        }
+        *pos += 4;
+        return 0;
+    default:
+        return RT_PB_EWIRETYPE;
+    }
 }
 
 #endif

@@ -136,6 +136,17 @@ static void layout_node(rt_policy_set *set, rt_pol_node *n)
     }
 }
 
+/* Register the attribute keys of every leaf under n. */
+static void register_keys(rt_policy_set *set, rt_pol_node *n)
+{
+    if (n->kind == RT_POL_LEAF && n->ops->keys != NULL) {
+        n->ops->keys(n->cfg, &set->keys);
+    }
+    for (size_t i = 0; i < n->n_subs; i++) {
+        register_keys(set, &n->subs[i]);
+    }
+}
+
 /* Adjusted count of a trace `n` samples (see rt_pol_node.count). */
 static double node_count(rt_pol_node *n)
 {
@@ -173,8 +184,10 @@ static double node_count(rt_pol_node *n)
 void rt_pol_set_layout(rt_policy_set *set)
 {
     set->reservoir = -1;
+    set->keys.n = 0;
     for (size_t i = 0; i < set->n_top; i++) {
         node_count(&set->top[i]);
+        register_keys(set, &set->top[i]);
         if (set->top[i].kind == RT_POL_LEAF && set->top[i].ops == &rt_pol_reservoir_ops &&
             set->reservoir < 0) {
             set->reservoir = (int)i;
@@ -207,6 +220,7 @@ struct rt_policy_engine {
     bool sample_on_first_match;
     uint64_t *runtime;     /* owned, set->runtime_size bytes (uint64_t for alignment) */
     rt_counter **counters; /* owned array [n_top * OUT_COUNT] of registry handles, or NULL */
+    rt_pol_res_index res;  /* the resource-attribute index of the last resource observed */
 };
 
 static const char *const outcome_names[OUT_COUNT] = {"sampled", "not_sampled", "dropped"};
@@ -252,6 +266,7 @@ void rt_policy_engine_free(rt_policy_engine *e)
     }
     free(e->runtime);
     free(e->counters);
+    rt_pol_res_index_free(&e->res);
     free(e);
 }
 
@@ -272,12 +287,17 @@ void rt_policy_state_init(const rt_policy_engine *e, void *state)
     }
 }
 
-void rt_policy_observe(const rt_policy_engine *e, void *state, const rt_otlp_span_view *v)
+void rt_policy_observe(rt_policy_engine *e, void *state, const rt_otlp_span_view *v)
 {
     const rt_policy_set *set = e->set;
+    rt_pol_span ps;
+    ps.v = v;
+    ps.keys = &set->keys;
+    ps.res = &e->res;
+    ps.span_indexed = ps.res_checked = false; /* span_kv is filled when first needed */
     for (size_t i = 0; i < set->n_observers; i++) {
         const rt_pol_node *n = set->observers[i];
-        n->ops->observe(n->cfg, (uint8_t *)state + n->state_off, v);
+        n->ops->observe(n->cfg, (uint8_t *)state + n->state_off, &ps);
     }
 }
 

@@ -82,8 +82,9 @@ size_t rt_policy_state_size(const rt_policy_engine *e);
 void rt_policy_state_init(const rt_policy_engine *e, void *state);
 /* Account one span. `v` is a span view from rt_otlp_scan_next (or rt_otlp_span_parse with the
  * resource/scope slices filled in), so v->resource gives resource attributes. Malformed nested
- * attributes are ignored (the request was validated on receipt). */
-void rt_policy_observe(const rt_policy_engine *e, void *state, const rt_otlp_span_view *v);
+ * attributes are ignored (the request was validated on receipt). The engine keeps the attribute
+ * index of the last resource seen, so an engine is observed from one thread at a time. */
+void rt_policy_observe(rt_policy_engine *e, void *state, const rt_otlp_span_view *v);
 
 typedef struct rt_policy_result {
     rt_decision decision;

@@ -20,8 +20,8 @@ typedef struct boolean_attr_cfg {
     char *key;
     bool value;
     bool invert_match;
-    int scope;     /* rt_pol_scope */
-    size_t keylen; /* derived */
+    int scope;    /* rt_pol_scope */
+    rt_pol_key k; /* derived */
 } boolean_attr_cfg;
 
 static const rt_cfg_field fields[] = {
@@ -58,7 +58,7 @@ static int prepare(rt_cfg_ctx *ctx, const rt_cfg_node *block, const char *path, 
                      "key: must not be empty");
         return -1;
     }
-    c->keylen = strlen(c->key);
+    c->k = (rt_pol_key){c->key, strlen(c->key), -1};
     return 0;
 }
 
@@ -69,10 +69,15 @@ static bool value_matches(const void *cfg, const rt_otlp_value *val, bool on_spa
     return val->type == RT_OTLP_VAL_BOOL && (val->b != 0) == c->value;
 }
 
-static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
+static void observe(const void *cfg, void *st, rt_pol_span *ps)
 {
     const boolean_attr_cfg *c = cfg;
-    rt_pol_match_observe(st, v, (rt_pol_scope)c->scope, c->key, c->keylen, value_matches, cfg);
+    rt_pol_match_observe(st, ps, (rt_pol_scope)c->scope, &c->k, value_matches, cfg);
+}
+
+static void keys(void *cfg, rt_pol_keys *reg)
+{
+    rt_pol_keys_add(reg, &((boolean_attr_cfg *)cfg)->k);
 }
 
 static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_trace_summary *sum,
@@ -91,5 +96,6 @@ const rt_pol_ops rt_pol_boolean_attribute_ops = {
     .prepare = prepare,
     .state_size = 1,
     .observe = observe,
+    .keys = keys,
     .decide = decide,
 };

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "otlp_scan.h"
 #include "policy.h"
+#include "policy_match.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,11 +39,14 @@ typedef struct rt_pol_ops {
 
     size_t state_size; /* per-trace bytes (zeroed before the first span); 0 = none */
     /* Account one span into `st`. Must not allocate. NULL = the type needs no span data. */
-    void (*observe)(const void *cfg, void *st, const rt_otlp_span_view *v);
+    void (*observe)(const void *cfg, void *st, rt_pol_span *ps);
     /* Whether this configuration needs `observe` at all (e.g. span_count without a span
      * filter reads the buffer's count): false keeps it off the per-span observer list. NULL =
      * always, when `observe` is set. */
     bool (*observes)(const void *cfg);
+    /* Register the attribute keys `observe` looks up (rt_pol_keys_add), once, when the set is
+     * built. May be NULL. */
+    void (*keys)(void *cfg, rt_pol_keys *reg);
 
     size_t runtime_size; /* per-engine bytes; 0 = none */
     void (*runtime_init)(const void *cfg, void *rt, double share, uint64_t now_ns);
@@ -127,6 +131,7 @@ struct rt_policy_set {
     const rt_pol_node **runtimes; /* owned: every node (any depth) with runtime to initialise */
     size_t n_runtimes;
     int reservoir; /* index in top[] of the reservoir policy, or -1 (at most one per set) */
+    rt_pol_keys keys; /* every attribute key the observers look up */
 };
 
 /* The leaf type called `type`, or NULL. */

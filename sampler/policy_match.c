@@ -34,30 +34,103 @@ static bool offer(const rt_otlp_value *val, bool on_span, rt_pol_value_fn fn, co
     return false;
 }
 
-bool rt_pol_attr_visit(const rt_otlp_span_view *v, rt_pol_scope scope, const char *key,
-                       size_t keylen, rt_pol_value_fn fn, const void *arg)
+void rt_pol_keys_add(rt_pol_keys *reg, rt_pol_key *k)
 {
+    for (size_t i = 0; i < reg->n; i++) {
+        if (reg->key[i].len == k->len && memcmp(reg->key[i].p, k->s, k->len) == 0) {
+            k->id = (int)i;
+            return;
+        }
+    }
+    if (reg->n == RT_POL_MAX_KEYS) {
+        k->id = -1;
+        return;
+    }
+    reg->key[reg->n] = (rt_pb_slice){(const uint8_t *)k->s, k->len};
+    k->id = (int)reg->n++;
+}
+
+void rt_pol_res_index_free(rt_pol_res_index *r)
+{
+    free(r->bytes);
+    memset(r, 0, sizeof *r);
+}
+
+/* The engine's resource index, made to describe ps's resource (an absent or empty resource
+ * has no attributes: false). */
+static bool res_index(rt_pol_span *ps)
+{
+    const rt_otlp_span_view *v = ps->v;
+    rt_pol_res_index *r = ps->res;
+    if (v->resource.p == NULL || v->resource.len == 0 || ps->keys->n == 0) {
+        return false;
+    }
+    if (ps->res_checked) {
+        return true;
+    }
+    ps->res_checked = true;
+    if (r->valid && r->len == v->resource.len && memcmp(r->bytes, v->resource.p, r->len) == 0) {
+        return true;
+    }
+    if (v->resource.len > r->cap) {
+        free(r->bytes);
+        r->cap = v->resource.len;
+        r->bytes = rt_malloc(r->cap);
+    }
+    memcpy(r->bytes, v->resource.p, v->resource.len);
+    r->len = v->resource.len;
+    /* A malformed list keeps what was found before the bad bytes, as a key-by-key lookup
+     * would; the request was validated on receipt anyway. */
+    rt_otlp_attr_index(r->bytes, r->len, RT_OTLP_RESOURCE_ATTRS, ps->keys->key, ps->keys->n,
+                       r->kv);
+    r->valid = true;
+    return true;
+}
+
+/* Look k up in one attribute list: through the index when k is registered, else key by key. */
+static bool lookup(rt_pol_span *ps, bool on_span, const rt_pol_key *k, rt_otlp_attr *a)
+{
+    const rt_otlp_span_view *v = ps->v;
+    if (k->id < 0) {
+        return on_span ? rt_otlp_attr_find(v->span.p, v->span.len, RT_OTLP_SPAN_ATTRS, k->s,
+                                           k->len, a) == 1
+                       : v->resource.p != NULL &&
+                             rt_otlp_attr_find(v->resource.p, v->resource.len,
+                                               RT_OTLP_RESOURCE_ATTRS, k->s, k->len, a) == 1;
+    }
+    rt_pb_slice kv;
+    if (on_span) {
+        if (!ps->span_indexed) {
+            rt_otlp_attr_index(v->span.p, v->span.len, RT_OTLP_SPAN_ATTRS, ps->keys->key,
+                               ps->keys->n, ps->span_kv);
+            ps->span_indexed = true;
+        }
+        kv = ps->span_kv[k->id];
+    } else {
+        if (!res_index(ps)) {
+            return false;
+        }
+        kv = ps->res->kv[k->id];
+    }
+    return kv.p != NULL && rt_otlp_keyvalue_decode(kv.p, kv.len, a) == 0;
+}
+
+bool rt_pol_attr_visit(rt_pol_span *ps, rt_pol_scope scope, const rt_pol_key *k,
+                       rt_pol_value_fn fn, const void *arg)
+{
+    const rt_otlp_span_view *v = ps->v;
     rt_otlp_attr a;
     if (scope == RT_POL_SCOPE_ROOT && v->parent_span_id.len != 0) {
         return false;
     }
-    if (scope != RT_POL_SCOPE_RESOURCE && v->n_attributes > 0 &&
-        rt_otlp_attr_find(v->span.p, v->span.len, RT_OTLP_SPAN_ATTRS, key, keylen, &a) == 1 &&
+    if (scope != RT_POL_SCOPE_RESOURCE && v->n_attributes > 0 && lookup(ps, true, k, &a) &&
         offer(&a.value, true, fn, arg)) {
         return true;
     }
     if (scope == RT_POL_SCOPE_SPAN || scope == RT_POL_SCOPE_ROOT) {
         return false;
     }
-    /* Resource attributes are looked up with every span: resources are small, and the address
-     * of the last resource seen is no identity (request buffers are reused). */
-    if (v->resource.p != NULL && v->resource.len > 0 &&
-        rt_otlp_attr_find(v->resource.p, v->resource.len, RT_OTLP_RESOURCE_ATTRS, key, keylen,
-                          &a) == 1 &&
-        offer(&a.value, false, fn, arg)) {
-        return true;
-    }
-    return false;
+    return lookup(ps, false, k, &a) && offer(&a.value, false, fn, arg);
 }
 
 /* ---- regular expressions ------------------------------------------------------------------- */
@@ -268,7 +341,7 @@ typedef struct filter_entry {
     bool bool_value;
     /* derived */
     entry_kind kind;
-    size_t keylen;
+    rt_pol_key k;
     rt_pol_strset set; /* ENTRY_VALUES */
     rt_pol_range range;
 } filter_entry;
@@ -390,7 +463,7 @@ static int prepare_entry(rt_cfg_ctx *ctx, const rt_cfg_node *node, const char *p
                      "key: must not be empty");
         return -1;
     }
-    e->keylen = strlen(e->key);
+    e->k = (rt_pol_key){e->key, strlen(e->key), -1};
     for (size_t i = 0; i < node->n; i++) {
         const rt_cfg_pair *pr = &node->pairs[i];
         entry_kind k = kind_of_key(pr->key);
@@ -537,14 +610,21 @@ static bool entry_value(const void *arg, const rt_otlp_value *val, bool on_span)
     return false;
 }
 
-bool rt_pol_span_filter_match(const rt_pol_span_filter *f, const rt_otlp_span_view *v)
+void rt_pol_span_filter_keys(rt_pol_span_filter *f, rt_pol_keys *reg)
 {
-    if (f->has_name && !rt_pol_regex_match(&f->name_re, v->name)) {
+    for (size_t i = 0; i < f->n_entries; i++) {
+        rt_pol_keys_add(reg, &f->entries[i].k);
+    }
+}
+
+bool rt_pol_span_filter_match(const rt_pol_span_filter *f, rt_pol_span *ps)
+{
+    if (f->has_name && !rt_pol_regex_match(&f->name_re, ps->v->name)) {
         return false;
     }
     for (size_t i = 0; i < f->n_entries; i++) {
         const filter_entry *e = &f->entries[i];
-        if (!rt_pol_attr_visit(v, RT_POL_SCOPE_ANY, e->key, e->keylen, entry_value, e)) {
+        if (!rt_pol_attr_visit(ps, RT_POL_SCOPE_ANY, &e->k, entry_value, e)) {
             return false;
         }
     }

@@ -40,24 +40,72 @@ typedef enum rt_pol_scope {
 /* Choices of the `scope` enum key, in rt_pol_scope order (NULL-terminated). */
 extern const char *const rt_pol_scope_choices[];
 
+/* ---- one attribute walk per span ------------------------------------------------------------
+ *
+ * Every attribute key some policy of a set looks up is registered once when the set is built
+ * (rt_pol_keys_add; the policy keeps the id in its rt_pol_key). Per span, the first lookup walks
+ * the span's attributes once and records the KeyValue of every registered key (rt_pol_span);
+ * every later lookup of that span, by any policy, is an array read. Resource attributes are
+ * indexed the same way and the index is kept while consecutive spans carry the same resource
+ * bytes (compared by content, so a reused request buffer cannot fool it). A set with more than
+ * RT_POL_MAX_KEYS distinct keys looks the others up key by key, as before. */
+
+#define RT_POL_MAX_KEYS 32
+
+/* An attribute key as a policy holds it. */
+typedef struct rt_pol_key {
+    const char *s; /* ref: the policy config's string */
+    size_t len;
+    int id; /* index in the set's rt_pol_keys, -1 = not registered (looked up key by key) */
+} rt_pol_key;
+
+/* The distinct keys of a policy set. */
+typedef struct rt_pol_keys {
+    size_t n;
+    rt_pb_slice key[RT_POL_MAX_KEYS]; /* refs to the policies' strings */
+} rt_pol_keys;
+
+/* Register k (s and len set) in `reg`: k->id becomes its index (shared with an equal key), or
+ * -1 when the registry is full. */
+void rt_pol_keys_add(rt_pol_keys *reg, rt_pol_key *k);
+
+/* The resource-attribute index, kept across the spans of a worker (owned by its engine). */
+typedef struct rt_pol_res_index {
+    uint8_t *bytes; /* owned copy of the indexed Resource message */
+    size_t len, cap;
+    bool valid;
+    rt_pb_slice kv[RT_POL_MAX_KEYS]; /* into `bytes` */
+} rt_pol_res_index;
+
+void rt_pol_res_index_free(rt_pol_res_index *r);
+
+/* One span as the policies observe it: the view, plus the attribute index built on first use. */
+typedef struct rt_pol_span {
+    const rt_otlp_span_view *v;
+    const rt_pol_keys *keys; /* ref: the set's */
+    rt_pol_res_index *res;   /* ref: the engine's */
+    bool span_indexed, res_checked;
+    rt_pb_slice span_kv[RT_POL_MAX_KEYS];
+} rt_pol_span;
+
 /* Called for each value found; `on_span` is true for a span attribute, false for a resource
  * attribute. Returns true to stop the visit ("matched"). */
 typedef bool (*rt_pol_value_fn)(const void *arg, const rt_otlp_value *val, bool on_span);
 
-/* Look `key` up on span `v` as `scope` says and offer each value found (array elements one by
- * one) to `fn(arg, ...)`, span before resource. Returns true as soon as `fn` does, false when
- * every value was offered. Malformed attribute bytes are treated as absent (the request was
- * validated on receipt). Allocates nothing. */
-bool rt_pol_attr_visit(const rt_otlp_span_view *v, rt_pol_scope scope, const char *key,
-                       size_t keylen, rt_pol_value_fn fn, const void *arg);
+/* Look key `k` up on span `ps` as `scope` says and offer each value found (array elements one
+ * by one) to `fn(arg, ...)`, span before resource. Returns true as soon as `fn` does, false
+ * when every value was offered. Malformed attribute bytes are treated as absent (the request
+ * was validated on receipt). Allocates nothing (but the resource index's copy when a new
+ * resource is first looked into). */
+bool rt_pol_attr_visit(rt_pol_span *ps, rt_pol_scope scope, const rt_pol_key *k,
+                       rt_pol_value_fn fn, const void *arg);
 
 /* The per-trace "some value matched" byte of the attribute policies: set once `fn` accepts a
- * value of `key` under `scope`; once set, later spans are not looked at. */
-static inline void rt_pol_match_observe(uint8_t *hit, const rt_otlp_span_view *v,
-                                        rt_pol_scope scope, const char *key, size_t keylen,
-                                        rt_pol_value_fn fn, const void *arg)
+ * value of `k` under `scope`; once set, later spans are not looked at. */
+static inline void rt_pol_match_observe(uint8_t *hit, rt_pol_span *ps, rt_pol_scope scope,
+                                        const rt_pol_key *k, rt_pol_value_fn fn, const void *arg)
 {
-    if (*hit == 0 && rt_pol_attr_visit(v, scope, key, keylen, fn, arg)) {
+    if (*hit == 0 && rt_pol_attr_visit(ps, scope, k, fn, arg)) {
         *hit = 1;
     }
 }
@@ -153,6 +201,9 @@ void rt_pol_span_filter_cfg_free(void *field);
 /* Does span `v` pass `f`: name_pattern (if any) matches its name, and every attribute entry
  * matches a value of its key (span attributes, then the span's resource; arrays expanded as
  * above)? Allocates nothing (regex caveat above). */
-bool rt_pol_span_filter_match(const rt_pol_span_filter *f, const rt_otlp_span_view *v);
+bool rt_pol_span_filter_match(const rt_pol_span_filter *f, rt_pol_span *ps);
+
+/* Register the filter's attribute keys (see rt_pol_keys_add). */
+void rt_pol_span_filter_keys(rt_pol_span_filter *f, rt_pol_keys *reg);
 
 #endif

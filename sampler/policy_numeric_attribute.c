@@ -55,7 +55,7 @@ typedef struct numeric_attr_cfg {
     int scope;     /* rt_pol_scope */
     int aggregate; /* enum aggregate */
     /* derived */
-    size_t keylen;
+    rt_pol_key k;
     rt_pol_range range;
 } numeric_attr_cfg;
 
@@ -112,7 +112,7 @@ static int prepare(rt_cfg_ctx *ctx, const rt_cfg_node *block, const char *path, 
                      "key: must not be empty");
         return -1;
     }
-    c->keylen = strlen(c->key);
+    c->k = (rt_pol_key){c->key, strlen(c->key), -1};
     c->range = rt_pol_range_make(c->min_value, c->max_value);
     if (rt_pol_range_empty(&c->range)) {
         rt_cfg_error(ctx, rt_cfg_node_line(rt_cfg_node_get(block, "max_value")), path,
@@ -158,19 +158,24 @@ static bool fold_value(const void *arg, const rt_otlp_value *val, bool on_span)
     return false; /* keep going: every value is folded */
 }
 
-static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
+static void observe(const void *cfg, void *st, rt_pol_span *ps)
 {
     const numeric_attr_cfg *c = cfg;
     numeric_state *s = st;
     if (c->aggregate == AGG_NONE) {
         if (s->count == 0 &&
-            rt_pol_attr_visit(v, (rt_pol_scope)c->scope, c->key, c->keylen, value_matches, cfg)) {
+            rt_pol_attr_visit(ps, (rt_pol_scope)c->scope, &c->k, value_matches, cfg)) {
             s->count = 1;
         }
         return;
     }
     fold_arg fa = {s};
-    rt_pol_attr_visit(v, (rt_pol_scope)c->scope, c->key, c->keylen, fold_value, &fa);
+    rt_pol_attr_visit(ps, (rt_pol_scope)c->scope, &c->k, fold_value, &fa);
+}
+
+static void keys(void *cfg, rt_pol_keys *reg)
+{
+    rt_pol_keys_add(reg, &((numeric_attr_cfg *)cfg)->k);
 }
 
 static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_trace_summary *sum,
@@ -209,5 +214,6 @@ const rt_pol_ops rt_pol_numeric_attribute_ops = {
     .prepare = prepare,
     .state_size = sizeof(numeric_state),
     .observe = observe,
+    .keys = keys,
     .decide = decide,
 };

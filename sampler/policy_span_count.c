@@ -79,11 +79,19 @@ static bool observes(const void *cfg)
     return ((const span_count_cfg *)cfg)->filter != NULL;
 }
 
-static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
+static void observe(const void *cfg, void *st, rt_pol_span *ps)
 {
     const span_count_cfg *c = cfg;
-    if (rt_pol_span_filter_match(c->filter, v)) {
+    if (rt_pol_span_filter_match(c->filter, ps)) {
         ++*(uint64_t *)st;
+    }
+}
+
+static void keys(void *cfg, rt_pol_keys *reg)
+{
+    span_count_cfg *c = cfg;
+    if (c->filter != NULL) {
+        rt_pol_span_filter_keys(c->filter, reg);
     }
 }
 
@@ -108,5 +116,6 @@ const rt_pol_ops rt_pol_span_count_ops = {
     .state_size = sizeof(uint64_t),
     .observe = observe,
     .observes = observes,
+    .keys = keys,
     .decide = decide,
 };

@@ -54,8 +54,9 @@ static int prepare(rt_cfg_ctx *ctx, const rt_cfg_node *block, const char *path, 
     return rc;
 }
 
-static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
+static void observe(const void *cfg, void *st, rt_pol_span *ps)
 {
+    const rt_otlp_span_view *v = ps->v;
     (void)cfg;
     int32_t code = v->has_status ? v->status_code : 0;
     if (code >= 0 && code <= 2) {

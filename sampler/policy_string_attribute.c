@@ -40,7 +40,7 @@ typedef struct string_attr_cfg {
     bool invert_match;
     int scope; /* rt_pol_scope */
     /* derived */
-    size_t keylen;
+    rt_pol_key k;
     rt_pol_strset set;
 } string_attr_cfg;
 
@@ -95,7 +95,7 @@ static int prepare(rt_cfg_ctx *ctx, const rt_cfg_node *block, const char *path, 
                      "key: must not be empty");
         return -1;
     }
-    c->keylen = strlen(c->key);
+    c->k = (rt_pol_key){c->key, strlen(c->key), -1};
     return rt_pol_strset_init(&c->set, &c->values, c->enabled_regex_matching, ctx,
                               rt_cfg_node_get(block, "values"), path);
 }
@@ -106,10 +106,15 @@ static bool value_matches(const void *cfg, const rt_otlp_value *val, bool on_spa
     return rt_pol_strset_match(&c->set, val, on_span);
 }
 
-static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
+static void observe(const void *cfg, void *st, rt_pol_span *ps)
 {
     const string_attr_cfg *c = cfg;
-    rt_pol_match_observe(st, v, (rt_pol_scope)c->scope, c->key, c->keylen, value_matches, cfg);
+    rt_pol_match_observe(st, ps, (rt_pol_scope)c->scope, &c->k, value_matches, cfg);
+}
+
+static void keys(void *cfg, rt_pol_keys *reg)
+{
+    rt_pol_keys_add(reg, &((string_attr_cfg *)cfg)->k);
 }
 
 static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_trace_summary *sum,
@@ -129,5 +134,6 @@ const rt_pol_ops rt_pol_string_attribute_ops = {
     .release = release,
     .state_size = 1,
     .observe = observe,
+    .keys = keys,
     .decide = decide,
 };

@@ -8,8 +8,9 @@ static const rt_cfg_field fields[] = {
     {0},
 };
 
-static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
+static void observe(const void *cfg, void *st, rt_pol_span *ps)
 {
+    const rt_otlp_span_view *v = ps->v;
     (void)cfg;
     if (v->flags & W3C_SAMPLED) {
         *(uint8_t *)st = 1;

@@ -123,8 +123,9 @@ static bool tracestate_matches(const trace_state_cfg *c, rt_pb_slice ts)
     return matched;
 }
 
-static void observe(const void *cfg, void *st, const rt_otlp_span_view *v)
+static void observe(const void *cfg, void *st, rt_pol_span *ps)
 {
+    const rt_otlp_span_view *v = ps->v;
     uint8_t *hit = st;
     if (*hit == 0 && v->trace_state.len > 0 && tracestate_matches(cfg, v->trace_state)) {
         *hit = 1;

@@ -16,7 +16,9 @@
  *     resv           bottom-k heap of the traces held for the reservoir policy (refs to traces
  *                    in the table; they are off the pending list and have no timer)
  *   trace
- *     arena          span records: [u32 len][u32 resource id][u32 scope id][span bytes]...
+ *     head..tail     arena blocks, each holding whole span records:
+ *                    [u32 len][u32 resource id][u32 scope id][span bytes]... (a block is added
+ *                    when the last one is full; spans are never moved)
  *     ids            open-addressed set of 64-bit span ids (0 = empty slot) for dedup
  *     pstate         the policy engine's per-trace state
  *
@@ -48,12 +50,21 @@
 #define SHARD_SEED     0x74627566u /* "tbuf": not the ring's seed, and murmur x86_32, not x64 */
 #define INTERN_SEED    0x496e7465726e4b79ull
 
+/* One block of a trace's span arena. */
+typedef struct arena_blk {
+    struct arena_blk *next;
+    uint32_t len, cap;
+    uint8_t data[];
+} arena_blk;
+
 typedef struct trace {
     rt_trace_summary sum; /* sum.trace_id is the key */
     rt_twheel_entry timer;
     struct trace *older, *newer;
-    uint8_t *arena;
-    uint32_t arena_len, arena_cap;
+    arena_blk *head, *tail;
+    arena_blk **tail_link; /* the pointer to tail: &head or the next field of the block before */
+    uint64_t arena_cap;    /* sum of the blocks' cap */
+    uint64_t arena_bytes;  /* what the blocks cost: cap + header + ALLOC_OVERHEAD each */
     uint64_t *ids;
     uint32_t ids_cap, ids_n;
     void *pstate;
@@ -71,7 +82,9 @@ typedef struct req_ctx {
 } req_ctx;
 
 typedef struct span_rec {
-    uint32_t res, scope, off, len;
+    const uint8_t *p; /* the span in the arena */
+    uint32_t res, scope, len;
+    uint32_t seq; /* arrival order (sorting), then the copy's offset in scratch */
 } span_rec;
 
 enum { EARLY_TRACES = 0, EARLY_BYTES, EARLY_RESERVOIR_BYTES, EARLY_COUNT_ };
@@ -226,14 +239,11 @@ static void unpack_sampled(uint64_t v, uint32_t *nid, double *count)
     *count = (double)f;
 }
 
-static uint64_t trace_cost(const rt_tbuf *b, uint32_t arena_cap, uint32_t ids_cap)
+static uint64_t trace_cost(const rt_tbuf *b, uint64_t arena_bytes, uint32_t ids_cap)
 {
-    uint64_t c = sizeof(trace) + ALLOC_OVERHEAD + 2 * sizeof(trace *);
+    uint64_t c = sizeof(trace) + ALLOC_OVERHEAD + 2 * sizeof(trace *) + arena_bytes;
     if (b->state_size) {
         c += b->state_size + ALLOC_OVERHEAD;
-    }
-    if (arena_cap) {
-        c += arena_cap + ALLOC_OVERHEAD;
     }
     if (ids_cap) {
         c += (uint64_t)ids_cap * sizeof(uint64_t) + ALLOC_OVERHEAD;
@@ -243,25 +253,72 @@ static uint64_t trace_cost(const rt_tbuf *b, uint32_t arena_cap, uint32_t ids_ca
 
 static void recharge(rt_tbuf *b, trace *t)
 {
-    uint64_t c = trace_cost(b, t->arena_cap, t->ids_cap);
+    uint64_t c = trace_cost(b, t->arena_bytes, t->ids_cap);
     b->trace_bytes = b->trace_bytes - t->cost + c;
     t->cost = c;
 }
 
-/* Arena capacity after adding `add` bytes: exact while small, then growing by a quarter so the
- * slack stays under 25 % (the memory target is 1.3x the wire size) at amortised O(1) copying. */
-static uint32_t arena_next_cap(uint32_t cap, uint32_t len, size_t add)
+/* Capacity of the block to add so that `add` more bytes fit in t's arena (t may be NULL: a new
+ * trace), or 0 when the last block has room. A block is exact while the trace is small, then a
+ * quarter of what the trace already has, so the slack stays under 25 % (the memory target is
+ * 1.3x the wire size) and nothing is ever copied to grow. */
+static uint32_t arena_block_for(const trace *t, size_t add)
 {
-    size_t need = (size_t)len + add;
-    if (need <= cap) {
-        return cap;
+    if (t != NULL && t->tail != NULL && t->tail->cap - t->tail->len >= add) {
+        return 0;
     }
-    size_t nc = (size_t)cap + cap / 4;
-    if (nc < need) {
-        nc = need;
+    size_t nc = t != NULL ? (size_t)(t->arena_cap / 4) : 0;
+    if (nc < add) {
+        nc = add;
     }
-    nc = (nc + 15) & ~(size_t)15;
-    return (uint32_t)nc;
+    return (uint32_t)((nc + 15) & ~(size_t)15);
+}
+
+/* What a block of capacity `cap` costs (0 for none). */
+static uint64_t block_bytes(uint32_t cap)
+{
+    return cap ? (uint64_t)cap + sizeof(arena_blk) + ALLOC_OVERHEAD : 0;
+}
+
+/* Walk the span records of t's arena: `for (arena_it it = arena_first(t); arena_more(&it);
+ * arena_step(&it))`, with it.hdr = {len, resource id, scope id} and it.span the span bytes. */
+typedef struct arena_it {
+    const arena_blk *blk;
+    uint32_t off;
+    uint32_t hdr[3];
+    const uint8_t *span;
+} arena_it;
+
+static bool arena_load(arena_it *it)
+{
+    while (it->blk != NULL && it->off >= it->blk->len) {
+        it->blk = it->blk->next;
+        it->off = 0;
+    }
+    if (it->blk == NULL) {
+        return false;
+    }
+    memcpy(it->hdr, it->blk->data + it->off, SPAN_HDR);
+    it->span = it->blk->data + it->off + SPAN_HDR;
+    return true;
+}
+
+static arena_it arena_first(const trace *t)
+{
+    arena_it it = {.blk = t->head};
+    arena_load(&it);
+    return it;
+}
+
+static bool arena_more(const arena_it *it)
+{
+    return it->blk != NULL;
+}
+
+static void arena_step(arena_it *it)
+{
+    it->off += SPAN_HDR + it->hdr[0];
+    arena_load(it);
 }
 
 static uint32_t ids_next_cap(uint32_t cap, uint32_t n)
@@ -568,16 +625,16 @@ static void trace_destroy(rt_tbuf *b, trace *t)
     } else {
         pending_unlink(b, t);
     }
-    for (uint32_t off = 0; off < t->arena_len;) {
-        uint32_t hdr[3];
-        memcpy(hdr, t->arena + off, SPAN_HDR);
-        rt_intern_unref(&b->res, hdr[1]);
-        rt_intern_unref(&b->scopes, hdr[2]);
-        off += SPAN_HDR + hdr[0];
+    for (arena_it it = arena_first(t); arena_more(&it); arena_step(&it)) {
+        rt_intern_unref(&b->res, it.hdr[1]);
+        rt_intern_unref(&b->scopes, it.hdr[2]);
     }
     b->spans -= t->sum.span_count;
     b->trace_bytes -= t->cost;
-    free(t->arena);
+    for (arena_blk *k = t->head, *next; k != NULL; k = next) {
+        next = k->next;
+        free(k);
+    }
     free(t->ids);
     free(t->pstate);
     free(t);
@@ -592,7 +649,7 @@ static int rec_cmp(const void *a, const void *b)
     if (x->scope != y->scope) {
         return x->scope < y->scope ? -1 : 1;
     }
-    return x->off < y->off ? -1 : (x->off > y->off);
+    return x->seq < y->seq ? -1 : (x->seq > y->seq);
 }
 
 /* Open a ResourceSpans in the output, signed with the sampler id attribute when configured. */
@@ -676,12 +733,12 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
         b->recs = rt_realloc(b->recs, b->cap_recs * sizeof(*b->recs));
     }
     size_t k = 0;
-    for (uint32_t off = 0; off < t->arena_len && k < n; k++) {
-        uint32_t hdr[3];
-        memcpy(hdr, t->arena + off, SPAN_HDR);
-        b->recs[k] =
-            (span_rec){.res = hdr[1], .scope = hdr[2], .off = off + SPAN_HDR, .len = hdr[0]};
-        off += SPAN_HDR + hdr[0];
+    for (arena_it it = arena_first(t); arena_more(&it) && k < n; arena_step(&it), k++) {
+        b->recs[k] = (span_rec){.p = it.span,
+                                .res = it.hdr[1],
+                                .scope = it.hdr[2],
+                                .len = it.hdr[0],
+                                .seq = (uint32_t)k};
     }
     qsort(b->recs, k, sizeof(*b->recs), rec_cmp);
     /* The encoder appends one string attribute to a borrowed span; the count attribute and the
@@ -690,10 +747,9 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
     rt_buf_reset(&b->scratch);
     for (size_t i = 0; i < k; i++) {
         span_rec *r = &b->recs[i];
-        const uint8_t *sp = t->arena + r->off;
         size_t at = b->scratch.len;
-        append_kept_span(b, &b->scratch, sp, r->len, span_tracestate(sp, r->len), count);
-        r->off = (uint32_t)at;
+        append_kept_span(b, &b->scratch, r->p, r->len, span_tracestate(r->p, r->len), count);
+        r->seq = (uint32_t)at;
         r->len = (uint32_t)(b->scratch.len - at);
     }
     size_t plen = strlen(policy);
@@ -712,7 +768,7 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
             rt_otlp_enc_scope(&b->enc, rt_intern_msg(&b->scopes, r->scope), blk->len,
                               rt_intern_url(&b->scopes, r->scope), blk->url_len);
         }
-        rt_otlp_enc_span_with_attr(&b->enc, b->scratch.data + r->off, r->len, b->attr_key,
+        rt_otlp_enc_span_with_attr(&b->enc, b->scratch.data + r->seq, r->len, b->attr_key,
                                    b->attr_klen, policy, plen);
     }
     rt_otlp_enc_finish(&b->enc);
@@ -945,17 +1001,41 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
     rt_intern_ref(&b->res, res);
     rt_intern_ref(&b->scopes, scope);
     uint32_t len = (uint32_t)v->span.len;
-    uint32_t ncap = arena_next_cap(t->arena_cap, t->arena_len, SPAN_HDR + (size_t)len);
-    if (ncap != t->arena_cap) {
-        t->arena = rt_realloc(t->arena, ncap);
-        t->arena_cap = ncap;
+    uint32_t ncap = arena_block_for(t, SPAN_HDR + (size_t)len);
+    if (ncap != 0) {
+        arena_blk *k = t->tail;
+        if (k != NULL && k->len < k->cap) {
+            /* The full block gives its unused end back (glibc shrinks in place). */
+            uint32_t used = k->len;
+            t->arena_cap -= k->cap - used;
+            t->arena_bytes -= block_bytes(k->cap) - block_bytes(used);
+            k = rt_realloc(k, sizeof(*k) + used);
+            k->cap = used;
+            *t->tail_link = k;
+            t->tail = k;
+        }
+        arena_blk *nk = rt_malloc(sizeof(*nk) + ncap);
+        nk->next = NULL;
+        nk->len = 0;
+        nk->cap = ncap;
+        if (k != NULL) {
+            k->next = nk;
+            t->tail_link = &k->next;
+        } else {
+            t->head = nk;
+            t->tail_link = &t->head;
+        }
+        t->tail = nk;
+        t->arena_cap += ncap;
+        t->arena_bytes += block_bytes(ncap);
     }
+    arena_blk *k = t->tail;
     uint32_t hdr[3] = {len, res, scope};
-    memcpy(t->arena + t->arena_len, hdr, SPAN_HDR);
+    memcpy(k->data + k->len, hdr, SPAN_HDR);
     if (len) {
-        memcpy(t->arena + t->arena_len + SPAN_HDR, v->span.p, len);
+        memcpy(k->data + k->len + SPAN_HDR, v->span.p, len);
     }
-    t->arena_len += SPAN_HDR + len;
+    k->len += SPAN_HDR + len;
     if (sid) {
         ids_add(t, sid);
     }
@@ -1046,8 +1126,8 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
             }
             ctx_resource(b, rc, v); /* interned first: counted before making room */
             ctx_scope(b, rc, v);
-            uint64_t need =
-                trace_cost(b, arena_next_cap(0, 0, SPAN_HDR + len), sid ? IDS_MIN_CAP : 0);
+            uint64_t need = trace_cost(b, block_bytes(arena_block_for(NULL, SPAN_HDR + len)),
+                                       sid ? IDS_MIN_CAP : 0);
             make_room(b, need, NULL, now);
             t = trace_new(b, id, now);
             rt_counter_inc(b->m.traces_received);
@@ -1071,7 +1151,7 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
             ctx_resource(b, rc, v);
             ctx_scope(b, rc, v);
             uint64_t need =
-                trace_cost(b, arena_next_cap(t->arena_cap, t->arena_len, SPAN_HDR + len),
+                trace_cost(b, t->arena_bytes + block_bytes(arena_block_for(t, SPAN_HDR + len)),
                            sid ? ids_next_cap(t->ids_cap, t->ids_n) : t->ids_cap) -
                 t->cost;
             if (make_room(b, need, t, now)) {
@@ -1273,9 +1353,8 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
             recharge(b, t);
         }
         rt_policy_state_init(engine, t->pstate);
-        for (uint32_t off = 0; off < t->arena_len;) {
-            uint32_t hdr[3];
-            memcpy(hdr, t->arena + off, SPAN_HDR);
+        for (arena_it it = arena_first(t); arena_more(&it); arena_step(&it)) {
+            const uint32_t *hdr = it.hdr;
             rt_otlp_span_view v;
             memset(&v, 0, sizeof(v));
             const rt_intern_block *rb = rt_intern_at(&b->res, hdr[1]);
@@ -1286,13 +1365,12 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
             v.has_scope = sb->present;
             v.scope = (rt_pb_slice){rt_intern_msg(&b->scopes, hdr[2]), sb->len};
             v.scope_schema_url = (rt_pb_slice){rt_intern_url(&b->scopes, hdr[2]), sb->url_len};
-            if (rt_otlp_span_parse(t->arena + off + SPAN_HDR, hdr[0], &v, err, sizeof(err)) == 0) {
+            if (rt_otlp_span_parse(it.span, hdr[0], &v, err, sizeof(err)) == 0) {
                 rt_policy_observe(engine, t->pstate, &v);
             } else {
                 RT_LOG_RL(RT_LOG_ERROR, "trace buffer: stored span does not parse", "reason=\"%s\"",
                           err);
             }
-            off += SPAN_HDR + hdr[0];
         }
     }
     sync_gauges(b);

@@ -4,6 +4,7 @@
  * check, then trace-id walk + per-span encoding). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -974,6 +975,81 @@ static void build_nested(rt_buf *req, int levels)
     rt_buf_free(&span);
 }
 
+/* rt_otlp_attr_index finds, for every key at once, what rt_otlp_attr_find finds key by key:
+ * the first KeyValue with the key, nothing for absent keys, and on malformed input exactly the
+ * hits that lie before the malformed bytes. Checked on a list with duplicates, other fields in
+ * between, a KeyValue with two key fields, and every truncation of it. */
+static void test_attr_index_agrees_with_attr_find(void **state)
+{
+    (void)state;
+    rt_buf msg = RT_BUF_INIT, kv = RT_BUF_INIT;
+    const char *keys[] = {"a", "service.name", "b", "dup", "zz", "a"};
+    const char *vals[] = {"1", "svc", "2", "first", "x", "second-a"};
+    rt_pb_append_len_field(&msg, 5, "name", 4); /* not an attribute */
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        rt_buf_reset(&kv);
+        rt_buf any = RT_BUF_INIT;
+        rt_pb_append_len_field(&any, 1, vals[i], strlen(vals[i]));
+        rt_pb_append_len_field(&kv, 1, keys[i], strlen(keys[i]));
+        rt_pb_append_len_field(&kv, 2, any.data, any.len);
+        rt_pb_append_len_field(&msg, 9, kv.data, kv.len);
+        rt_pb_append_tag(&msg, 7, RT_PB_WT_FIXED64);
+        rt_pb_append_fixed64(&msg, 12345);
+        rt_buf_free(&any);
+    }
+    /* key "ignored" then key "dup": the last key field names the KeyValue. */
+    rt_buf_reset(&kv);
+    rt_pb_append_len_field(&kv, 1, "ignored", 7);
+    rt_pb_append_len_field(&kv, 1, "dup", 3);
+    rt_pb_append_len_field(&msg, 9, kv.data, kv.len);
+    rt_buf_free(&kv);
+
+    const char *want_keys[] = {"dup", "a", "missing", "zz", "ignored", "service.name"};
+    size_t n = sizeof want_keys / sizeof want_keys[0];
+    rt_pb_slice ks[8], got[8];
+    for (size_t i = 0; i < n; i++) {
+        ks[i] = (rt_pb_slice){(const uint8_t *)want_keys[i], strlen(want_keys[i])};
+    }
+    for (size_t cut = msg.len + 1; cut-- > 0;) {
+        int rc = rt_otlp_attr_index(msg.data, cut, RT_OTLP_SPAN_ATTRS, ks, n, got);
+        int found = 0;
+        bool any_bad = false;
+        for (size_t i = 0; i < n; i++) {
+            rt_otlp_attr a, b;
+            int one = rt_otlp_attr_find(msg.data, cut, RT_OTLP_SPAN_ATTRS, want_keys[i],
+                                        strlen(want_keys[i]), &a);
+            any_bad |= one < 0;
+            if (one != 1) {
+                if (got[i].p != NULL) {
+                    fail_msg("cut %zu: key %s found by the index only", cut, want_keys[i]);
+                }
+                continue;
+            }
+            found++;
+            if (got[i].p == NULL || rt_otlp_keyvalue_decode(got[i].p, got[i].len, &b) != 0 ||
+                a.value.type != b.value.type || a.value.s.len != b.value.s.len ||
+                memcmp(a.value.s.p, b.value.s.p, a.value.s.len) != 0) {
+                fail_msg("cut %zu: key %s: the index disagrees", cut, want_keys[i]);
+            }
+        }
+        /* -1 only when some key-by-key lookup also met the malformed bytes. */
+        if (rc < 0 ? !any_bad : rc != found) {
+            fail_msg("cut %zu: index returned %d, key by key found %d (malformed seen: %d)", cut,
+                     rc, found, (int)any_bad);
+        }
+    }
+    /* The whole message: first occurrences. */
+    assert_int_equal(rt_otlp_attr_index(msg.data, msg.len, RT_OTLP_SPAN_ATTRS, ks, n, got), 4);
+    rt_otlp_attr a;
+    assert_int_equal(rt_otlp_keyvalue_decode(got[1].p, got[1].len, &a), 0);
+    assert_int_equal(a.value.s.len, 1); /* "1", not "second-a" */
+    assert_int_equal(rt_otlp_keyvalue_decode(got[0].p, got[0].len, &a), 0);
+    assert_memory_equal(a.value.s.p, "first", 5);
+    assert_null(got[2].p);
+    assert_null(got[4].p);
+    rt_buf_free(&msg);
+}
+
 static void test_validate_depth_limit(void **state)
 {
     char err[RT_OTLP_ERR_MAX];
@@ -1465,6 +1541,7 @@ int main(void)
         cmocka_unit_test(test_unknown_fields_are_skipped),
         cmocka_unit_test(test_last_occurrence_wins_and_order_is_free),
         cmocka_unit_test(test_validate_depth_limit),
+        cmocka_unit_test(test_attr_index_agrees_with_attr_find),
         cmocka_unit_test(test_span_count_and_index_grouping),
         cmocka_unit_test(test_split_gives_each_owner_what_the_two_walk_path_gave),
         cmocka_unit_test(test_split_refuses_what_the_structure_check_refuses),

@@ -352,6 +352,93 @@ static void agent_turn(ttrace *t, int chats, int tools, const char *tenant)
     }
 }
 
+/* ---- one attribute walk per span ----------------------------------------------------------- */
+
+/* The resource index is kept across spans and traces: a new request in the same (reused) memory
+ * with a resource of the same length must not be read through the old index. */
+static void test_resource_index_follows_the_bytes_not_the_address(void **state)
+{
+    (void)state;
+    fixture f;
+    setup(&f, "policies:\n"
+              "  - {name: p, type: string_attribute, string_attribute: "
+              "{key: tenant.id, values: [acme], scope: resource}}\n");
+    const char *tenants[] = {"acme", "acmf", "acme", "acmf", "acme"};
+    for (size_t i = 0; i < sizeof tenants / sizeof tenants[0]; i++) {
+        ttrace t;
+        trace_init(&t);
+        t.res[0][0] = KS("tenant.id", tenants[i]);
+        add_span(&t, "root", true, 0);
+        add_span(&t, "child", false, 0);
+        rt_decision want = i % 2 == 0 ? RT_DECISION_SAMPLED : RT_DECISION_NOT_SAMPLED;
+        if (decide(f.e, &t) != want) {
+            fail_msg("trace %zu (tenant %s): wrong decision", i, tenants[i]);
+        }
+    }
+    teardown(&f);
+}
+
+/* Several policies on the same key and on different keys see what key-by-key lookups saw: the
+ * first KeyValue with a key counts, span before resource; keys beyond the index's capacity are
+ * still found (looked up one by one). */
+static void test_shared_index_and_keys_beyond_its_capacity(void **state)
+{
+    (void)state;
+    rt_buf yaml = RT_BUF_INIT;
+    rt_buf_printf(&yaml, "policies:\n"
+                         "  - {name: first, type: string_attribute, string_attribute: "
+                         "{key: dup, values: [one]}}\n"
+                         "  - {name: second, type: string_attribute, string_attribute: "
+                         "{key: dup, values: [two]}}\n");
+    int n_keys = RT_POL_MAX_KEYS + 4;
+    for (int i = 0; i < n_keys; i++) {
+        rt_buf_printf(&yaml,
+                      "  - {name: k%d, type: string_attribute, string_attribute: "
+                      "{key: key.%d, values: [v%d]}}\n",
+                      i, i, i);
+    }
+    rt_buf_append_byte(&yaml, 0);
+    fixture f;
+    setup(&f, (const char *)yaml.data);
+    rt_buf_free(&yaml);
+    assert_int_equal(f.set->keys.n, RT_POL_MAX_KEYS);
+
+    /* dup appears twice on the span: "one" first, so only `first` matches. */
+    ttrace t;
+    trace_init(&t);
+    tspan *s = add_span(&t, "root", true, 0);
+    s->attrs[0] = KS("dup", "one");
+    s->attrs[1] = KS("dup", "two");
+    rt_policy_result r = run(f.e, &t);
+    assert_int_equal(r.decision, RT_DECISION_SAMPLED);
+    assert_string_equal(rt_policy_set_name(f.set, (size_t)r.policy), "first");
+
+    /* A registered key, one past the capacity and the last, on the span and on the resource. */
+    int probe[] = {0, RT_POL_MAX_KEYS - 1, RT_POL_MAX_KEYS, n_keys - 1};
+    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
+        for (int on_res = 0; on_res < 2; on_res++) {
+            char key[32], val[32], name[32];
+            snprintf(key, sizeof key, "key.%d", probe[i]);
+            snprintf(val, sizeof val, "v%d", probe[i]);
+            snprintf(name, sizeof name, "k%d", probe[i]);
+            trace_init(&t);
+            s = add_span(&t, "root", true, 0);
+            s->attrs[0] = KS("other", "x");
+            if (on_res) {
+                t.res[0][0] = KS(key, val);
+            } else {
+                s->attrs[1] = KS(key, val);
+            }
+            r = run(f.e, &t);
+            if (r.decision != RT_DECISION_SAMPLED ||
+                strcmp(rt_policy_set_name(f.set, (size_t)r.policy), name) != 0) {
+                fail_msg("%s on the %s: not kept by %s", key, on_res ? "resource" : "span", name);
+            }
+        }
+    }
+    teardown(&f);
+}
+
 /* ---- span_count.span_filter ---------------------------------------------------------------- */
 
 static void test_span_filter_counts_only_matching_span_names(void **state)
@@ -1199,6 +1286,8 @@ int main(void)
         cmocka_unit_test(test_config_errors_are_all_collected),
         cmocka_unit_test(test_fixtures_still_parse),
         cmocka_unit_test(test_duplicate_spans_are_not_counted_twice),
+        cmocka_unit_test(test_resource_index_follows_the_bytes_not_the_address),
+        cmocka_unit_test(test_shared_index_and_keys_beyond_its_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
