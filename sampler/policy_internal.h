@@ -130,7 +130,7 @@ struct rt_policy_set {
     size_t n_observers;
     const rt_pol_node **runtimes; /* owned: every node (any depth) with runtime to initialise */
     size_t n_runtimes;
-    int reservoir; /* index in top[] of the reservoir policy, or -1 (at most one per set) */
+    int reservoir;    /* index in top[] of the reservoir policy, or -1 (at most one per set) */
     rt_pol_keys keys; /* every attribute key the observers look up */
 };
 

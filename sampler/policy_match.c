@@ -81,8 +81,7 @@ static bool res_index(rt_pol_span *ps)
     r->len = v->resource.len;
     /* A malformed list keeps what was found before the bad bytes, as a key-by-key lookup
      * would; the request was validated on receipt anyway. */
-    rt_otlp_attr_index(r->bytes, r->len, RT_OTLP_RESOURCE_ATTRS, ps->keys->key, ps->keys->n,
-                       r->kv);
+    rt_otlp_attr_index(r->bytes, r->len, RT_OTLP_RESOURCE_ATTRS, ps->keys->key, ps->keys->n, r->kv);
     r->valid = true;
     return true;
 }
@@ -92,8 +91,8 @@ static bool lookup(rt_pol_span *ps, bool on_span, const rt_pol_key *k, rt_otlp_a
 {
     const rt_otlp_span_view *v = ps->v;
     if (k->id < 0) {
-        return on_span ? rt_otlp_attr_find(v->span.p, v->span.len, RT_OTLP_SPAN_ATTRS, k->s,
-                                           k->len, a) == 1
+        return on_span ? rt_otlp_attr_find(v->span.p, v->span.len, RT_OTLP_SPAN_ATTRS, k->s, k->len,
+                                           a) == 1
                        : v->resource.p != NULL &&
                              rt_otlp_attr_find(v->resource.p, v->resource.len,
                                                RT_OTLP_RESOURCE_ATTRS, k->s, k->len, a) == 1;
@@ -115,8 +114,8 @@ static bool lookup(rt_pol_span *ps, bool on_span, const rt_pol_key *k, rt_otlp_a
     return kv.p != NULL && rt_otlp_keyvalue_decode(kv.p, kv.len, a) == 0;
 }
 
-bool rt_pol_attr_visit(rt_pol_span *ps, rt_pol_scope scope, const rt_pol_key *k,
-                       rt_pol_value_fn fn, const void *arg)
+bool rt_pol_attr_visit(rt_pol_span *ps, rt_pol_scope scope, const rt_pol_key *k, rt_pol_value_fn fn,
+                       const void *arg)
 {
     const rt_otlp_span_view *v = ps->v;
     rt_otlp_attr a;

@@ -97,8 +97,8 @@ typedef bool (*rt_pol_value_fn)(const void *arg, const rt_otlp_value *val, bool 
  * when every value was offered. Malformed attribute bytes are treated as absent (the request
  * was validated on receipt). Allocates nothing (but the resource index's copy when a new
  * resource is first looked into). */
-bool rt_pol_attr_visit(rt_pol_span *ps, rt_pol_scope scope, const rt_pol_key *k,
-                       rt_pol_value_fn fn, const void *arg);
+bool rt_pol_attr_visit(rt_pol_span *ps, rt_pol_scope scope, const rt_pol_key *k, rt_pol_value_fn fn,
+                       const void *arg);
 
 /* The per-trace "some value matched" byte of the attribute policies: set once `fn` accepts a
  * value of `k` under `scope`; once set, later spans are not looked at. */
