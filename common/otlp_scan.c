@@ -818,10 +818,35 @@ int rt_otlp_array_next(rt_otlp_array_iter *it, rt_otlp_value *out)
     return 1;
 }
 
+/* The layout SDKs write for nearly every KeyValue: the key (field 1), then the value (field 2),
+ * each with a one-byte length, and nothing after. True with both parts when `kv` is exactly
+ * that; anything else (longer lengths, another order, more fields) is for the general readers. */
+static inline bool kv_canonical(rt_pb_slice kv, rt_pb_slice *key, rt_pb_slice *any)
+{
+    const uint8_t *p = kv.p;
+    if (kv.len < 4 || p[0] != 0x0A || p[1] >= 0x80 || (size_t)p[1] + 4 > kv.len) {
+        return false;
+    }
+    size_t kl = p[1];
+    const uint8_t *q = p + 2 + kl;
+    if (q[0] != 0x12 || q[1] >= 0x80 || kl + 4 + q[1] != kv.len) {
+        return false;
+    }
+    key->p = p + 2;
+    key->len = kl;
+    any->p = q + 2;
+    any->len = q[1];
+    return true;
+}
+
 /* The key of an encoded KeyValue (last occurrence, as keyvalue_decode reads it); the value and
  * anything else are skipped by length. Returns 0, or -1 when malformed. */
 static inline int kv_key(rt_pb_slice kv, rt_pb_slice *k)
 {
+    rt_pb_slice any;
+    if (kv_canonical(kv, k, &any)) {
+        return 0;
+    }
     size_t kp = 0;
     k->p = NULL;
     k->len = 0;
@@ -1144,11 +1169,39 @@ static bool any_scalar_ok(rt_pb_slice a)
     return true;
 }
 
+/* An AnyValue laid out the common way: empty, a string or bytes with a one-byte length, a bool or
+ * int varint, or a double, ending exactly at its end. A subset of what any_scalar_ok accepts. */
+static inline bool any_canonical_scalar(rt_pb_slice a)
+{
+    if (a.len == 0) {
+        return true;
+    }
+    switch (a.p[0]) {
+    case 0x0A: /* string_value */
+    case 0x3A: /* bytes_value */
+        return a.len >= 2 && a.p[1] < 0x80 && (size_t)a.p[1] + 2 == a.len;
+    case 0x21: /* double_value */
+        return a.len == 9;
+    case 0x10: /* bool_value */
+    case 0x18: /* int_value */ {
+        size_t pos = 1;
+        uint64_t u;
+        return rt_pb_read_varint(a.p, a.len, &pos, &u) == 0 && pos == a.len;
+    }
+    default:
+        return false;
+    }
+}
+
 /* The commonest message by far (every attribute of every span): a KeyValue with a scalar value,
  * checked in one tight loop. It accepts only what the general check accepts; on false the
  * general check runs and, if the input is bad, writes the message. */
 static bool kv_fast_ok(rt_pb_slice kv)
 {
+    rt_pb_slice key, any;
+    if (kv_canonical(kv, &key, &any) && any_canonical_scalar(any)) {
+        return true;
+    }
     size_t pos = 0;
     while (pos < kv.len) {
         uint32_t f;

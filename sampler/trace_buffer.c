@@ -7,8 +7,9 @@
  *     table[]        open-addressed trace id -> trace*, linear probing, at most half full
  *     oldest/newest  intrusive list of pending traces by first arrival (early decisions)
  *     wheel          timer wheel; each trace's `timer` entry is embedded in the trace
- *     res, scopes    interned Resource / InstrumentationScope blocks, one ref per buffered span
- *                    (+ one held by the ingest call for the block it is currently under)
+ *     res, scopes    interned Resource / InstrumentationScope blocks, one ref per trace that has
+ *                    spans under them (+ one held by the ingest call for the block it is
+ *                    currently under)
  *     sampled, not_sampled, emitted   bounded FIFO key sets (decision_cache.h)
  *     names[]        every policy name ever used to keep a trace (the sampled cache stores an
  *                    index here, so a reload does not re-label late spans)
@@ -20,6 +21,8 @@
  *                    [u32 len][u32 resource id][u32 scope id][span bytes]... (a block is added
  *                    when the last one is full; spans are never moved)
  *     ids            open-addressed set of 64-bit span ids (0 = empty slot) for dedup
+ *     pairs          the distinct (resource, scope) ids of its spans, each holding one ref on
+ *                    both; inline for up to PAIRS_INLINE, else on the heap
  *     pstate         the policy engine's per-trace state
  *
  * Memory accounting: every allocation made for a trace counts its requested size plus
@@ -47,6 +50,7 @@
 #define ALLOC_OVERHEAD 16u         /* bytes charged per allocation for the malloc chunk header */
 #define SPAN_HDR       12u         /* u32 len, u32 resource id, u32 scope id */
 #define IDS_MIN_CAP    8u
+#define PAIRS_INLINE   4u
 #define SHARD_SEED     0x74627566u /* "tbuf": not the ring's seed, and murmur x86_32, not x64 */
 #define INTERN_SEED    0x496e7465726e4b79ull
 
@@ -67,6 +71,11 @@ typedef struct trace {
     uint64_t arena_bytes;  /* what the blocks cost: cap + header + ALLOC_OVERHEAD each */
     uint64_t *ids;
     uint32_t ids_cap, ids_n;
+    /* Distinct (resource, scope) of the spans: so forgetting a trace gives its refs back
+     * without walking its spans. pairs_cap 0 = pairs_in holds them. */
+    uint32_t pairs_in[PAIRS_INLINE][2];
+    uint32_t (*pairs_heap)[2];
+    uint32_t n_pairs, pairs_cap;
     void *pstate;
     uint64_t root_ns; /* arrival of the first root span (valid when sum.root_seen) */
     uint64_t cost;    /* bytes charged for this trace */
@@ -239,7 +248,8 @@ static void unpack_sampled(uint64_t v, uint32_t *nid, double *count)
     *count = (double)f;
 }
 
-static uint64_t trace_cost(const rt_tbuf *b, uint64_t arena_bytes, uint32_t ids_cap)
+static uint64_t trace_cost(const rt_tbuf *b, uint64_t arena_bytes, uint32_t ids_cap,
+                           uint32_t pairs_cap)
 {
     uint64_t c = sizeof(trace) + ALLOC_OVERHEAD + 2 * sizeof(trace *) + arena_bytes;
     if (b->state_size) {
@@ -248,12 +258,15 @@ static uint64_t trace_cost(const rt_tbuf *b, uint64_t arena_bytes, uint32_t ids_
     if (ids_cap) {
         c += (uint64_t)ids_cap * sizeof(uint64_t) + ALLOC_OVERHEAD;
     }
+    if (pairs_cap) {
+        c += (uint64_t)pairs_cap * 2 * sizeof(uint32_t) + ALLOC_OVERHEAD;
+    }
     return c;
 }
 
 static void recharge(rt_tbuf *b, trace *t)
 {
-    uint64_t c = trace_cost(b, t->arena_bytes, t->ids_cap);
+    uint64_t c = trace_cost(b, t->arena_bytes, t->ids_cap, t->pairs_cap);
     b->trace_bytes = b->trace_bytes - t->cost + c;
     t->cost = c;
 }
@@ -327,6 +340,56 @@ static uint32_t ids_next_cap(uint32_t cap, uint32_t n)
         return IDS_MIN_CAP;
     }
     return (n + 1) * 4 > cap * 3 ? cap * 2 : cap;
+}
+
+/* ---- a trace's (resource, scope) pairs ----------------------------------------------------- */
+
+static uint32_t (*pairs_of(trace *t))[2]
+{
+    return t->pairs_cap ? t->pairs_heap : t->pairs_in;
+}
+
+static bool pairs_has(trace *t, uint32_t res, uint32_t scope)
+{
+    uint32_t(*p)[2] = pairs_of(t);
+    for (uint32_t i = t->n_pairs; i-- > 0;) { /* the newest is the likeliest */
+        if (p[i][0] == res && p[i][1] == scope) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Heap capacity of t's pairs once (res, scope) is in (0: still inline). */
+static uint32_t pairs_next_cap(trace *t, uint32_t res, uint32_t scope)
+{
+    uint32_t cap = t->pairs_cap ? t->pairs_cap : PAIRS_INLINE;
+    if (t->n_pairs < cap || pairs_has(t, res, scope)) {
+        return t->pairs_cap;
+    }
+    return cap * 2;
+}
+
+/* Record that t has a span under (res, scope): a new pair takes a ref on both. */
+static void pairs_add(rt_tbuf *b, trace *t, uint32_t res, uint32_t scope)
+{
+    if (pairs_has(t, res, scope)) {
+        return;
+    }
+    uint32_t ncap = pairs_next_cap(t, res, scope);
+    if (ncap != t->pairs_cap) {
+        uint32_t(*np)[2] = rt_malloc((size_t)ncap * sizeof *np);
+        memcpy(np, pairs_of(t), (size_t)t->n_pairs * sizeof *np);
+        free(t->pairs_heap);
+        t->pairs_heap = np;
+        t->pairs_cap = ncap;
+    }
+    uint32_t(*p)[2] = pairs_of(t);
+    p[t->n_pairs][0] = res;
+    p[t->n_pairs][1] = scope;
+    t->n_pairs++;
+    rt_intern_ref(&b->res, res);
+    rt_intern_ref(&b->scopes, scope);
 }
 
 /* ---- the trace table ---------------------------------------------------------------------- */
@@ -625,10 +688,12 @@ static void trace_destroy(rt_tbuf *b, trace *t)
     } else {
         pending_unlink(b, t);
     }
-    for (arena_it it = arena_first(t); arena_more(&it); arena_step(&it)) {
-        rt_intern_unref(&b->res, it.hdr[1]);
-        rt_intern_unref(&b->scopes, it.hdr[2]);
+    uint32_t(*p)[2] = pairs_of(t);
+    for (uint32_t i = 0; i < t->n_pairs; i++) {
+        rt_intern_unref(&b->res, p[i][0]);
+        rt_intern_unref(&b->scopes, p[i][1]);
     }
+    free(t->pairs_heap);
     b->spans -= t->sum.span_count;
     b->trace_bytes -= t->cost;
     for (arena_blk *k = t->head, *next; k != NULL; k = next) {
@@ -998,8 +1063,7 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
                          req_ctx *rc, uint64_t now)
 {
     uint32_t res = ctx_resource(b, rc, v), scope = ctx_scope(b, rc, v);
-    rt_intern_ref(&b->res, res);
-    rt_intern_ref(&b->scopes, scope);
+    pairs_add(b, t, res, scope);
     uint32_t len = (uint32_t)v->span.len;
     uint32_t ncap = arena_block_for(t, SPAN_HDR + (size_t)len);
     if (ncap != 0) {
@@ -1127,7 +1191,7 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
             ctx_resource(b, rc, v); /* interned first: counted before making room */
             ctx_scope(b, rc, v);
             uint64_t need = trace_cost(b, block_bytes(arena_block_for(NULL, SPAN_HDR + len)),
-                                       sid ? IDS_MIN_CAP : 0);
+                                       sid ? IDS_MIN_CAP : 0, 0);
             make_room(b, need, NULL, now);
             t = trace_new(b, id, now);
             rt_counter_inc(b->m.traces_received);
@@ -1148,11 +1212,11 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
                 discard_too_large(b, t, id, 1, t->sum.bytes + len);
                 return;
             }
-            ctx_resource(b, rc, v);
-            ctx_scope(b, rc, v);
+            uint32_t res = ctx_resource(b, rc, v), scope = ctx_scope(b, rc, v);
             uint64_t need =
                 trace_cost(b, t->arena_bytes + block_bytes(arena_block_for(t, SPAN_HDR + len)),
-                           sid ? ids_next_cap(t->ids_cap, t->ids_n) : t->ids_cap) -
+                           sid ? ids_next_cap(t->ids_cap, t->ids_n) : t->ids_cap,
+                           pairs_next_cap(t, res, scope)) -
                 t->cost;
             if (make_room(b, need, t, now)) {
                 continue; /* t was decided early or given up: look it up again */
