@@ -17,9 +17,10 @@
  *     resv           bottom-k heap of the traces held for the reservoir policy (refs to traces
  *                    in the table; they are off the pending list and have no timer)
  *   trace
- *     head..tail     arena blocks, each holding whole span records:
- *                    [u32 len][u32 resource id][u32 scope id][span bytes]... (a block is added
- *                    when the last one is full; spans are never moved)
+ *     head..tail     arena blocks holding span records one after the other:
+ *                    [u32 len][u32 resource id][u32 scope id][span bytes]... A record may
+ *                    continue in the next block: blocks are filled to the last byte, a block is
+ *                    added when the last one is full, and nothing is ever moved.
  *     ids            open-addressed set of 64-bit span ids (0 = empty slot) for dedup
  *     pairs          the distinct (resource, scope) ids of its spans, each holding one ref on
  *                    both; inline for up to PAIRS_INLINE, else on the heap
@@ -66,9 +67,9 @@ typedef struct trace {
     rt_twheel_entry timer;
     struct trace *older, *newer;
     arena_blk *head, *tail;
-    arena_blk **tail_link; /* the pointer to tail: &head or the next field of the block before */
-    uint64_t arena_cap;    /* sum of the blocks' cap */
-    uint64_t arena_bytes;  /* what the blocks cost: cap + header + ALLOC_OVERHEAD each */
+    arena_blk *fill;      /* the first block with room (tail, or the one before a new tail) */
+    uint64_t arena_cap;   /* sum of the blocks' cap */
+    uint64_t arena_bytes; /* what the blocks cost: cap + header + ALLOC_OVERHEAD each */
     uint64_t *ids;
     uint32_t ids_cap, ids_n;
     /* Distinct (resource, scope) of the spans: so forgetting a trace gives its refs back
@@ -91,8 +92,9 @@ typedef struct req_ctx {
 } req_ctx;
 
 typedef struct span_rec {
-    const uint8_t *p; /* the span in the arena */
+    const uint8_t *p; /* the span (in the arena, or in `gather` when it was split) */
     uint32_t res, scope, len;
+    size_t goff;  /* where in `gather`, when p is NULL until all are collected */
     uint32_t seq; /* arrival order (sorting), then the copy's offset in scratch */
 } span_rec;
 
@@ -149,6 +151,7 @@ struct rt_tbuf {
     rt_buf out;
     rt_buf scratch; /* kept spans with their adjusted count and trace_state appended */
     rt_buf ts;      /* one rewritten trace_state */
+    rt_buf gather;  /* spans that continue across arena blocks, made contiguous */
     span_rec *recs;
     size_t cap_recs;
 
@@ -272,17 +275,18 @@ static void recharge(rt_tbuf *b, trace *t)
 }
 
 /* Capacity of the block to add so that `add` more bytes fit in t's arena (t may be NULL: a new
- * trace), or 0 when the last block has room. A block is exact while the trace is small, then a
- * quarter of what the trace already has, so the slack stays under 25 % (the memory target is
- * 1.3x the wire size) and nothing is ever copied to grow. */
+ * trace), or 0 when the last block has room. The first block is exact; later ones are a quarter
+ * of what the trace already has (at least what does not fit), so the slack stays under 25 %
+ * (the memory target is 1.3x the wire size), and nothing is ever copied to grow. */
 static uint32_t arena_block_for(const trace *t, size_t add)
 {
-    if (t != NULL && t->tail != NULL && t->tail->cap - t->tail->len >= add) {
+    size_t room = t != NULL && t->tail != NULL ? t->tail->cap - t->tail->len : 0;
+    if (room >= add) {
         return 0;
     }
     size_t nc = t != NULL ? (size_t)(t->arena_cap / 4) : 0;
-    if (nc < add) {
-        nc = add;
+    if (nc < add - room) {
+        nc = add - room;
     }
     return (uint32_t)((nc + 15) & ~(size_t)15);
 }
@@ -293,45 +297,74 @@ static uint64_t block_bytes(uint32_t cap)
     return cap ? (uint64_t)cap + sizeof(arena_blk) + ALLOC_OVERHEAD : 0;
 }
 
-/* Walk the span records of t's arena: `for (arena_it it = arena_first(t); arena_more(&it);
- * arena_step(&it))`, with it.hdr = {len, resource id, scope id} and it.span the span bytes. */
+/* Append n bytes to t's arena (the room was made by arena_block_for's block). */
+static void arena_put(trace *t, const void *src, size_t n)
+{
+    const uint8_t *p = src;
+    while (n > 0) {
+        arena_blk *k = t->fill;
+        size_t room = k->cap - k->len;
+        if (room == 0) {
+            t->fill = k->next;
+            continue;
+        }
+        size_t c = n < room ? n : room;
+        memcpy(k->data + k->len, p, c);
+        k->len += (uint32_t)c;
+        p += c;
+        n -= c;
+    }
+}
+
+/* A reading position in a trace's arena. */
 typedef struct arena_it {
     const arena_blk *blk;
     uint32_t off;
-    uint32_t hdr[3];
-    const uint8_t *span;
 } arena_it;
 
-static bool arena_load(arena_it *it)
+/* Past the last record? (Moves off exhausted blocks.) */
+static bool arena_end(arena_it *it)
 {
     while (it->blk != NULL && it->off >= it->blk->len) {
         it->blk = it->blk->next;
         it->off = 0;
     }
-    if (it->blk == NULL) {
-        return false;
+    return it->blk == NULL;
+}
+
+/* Copy the next n bytes into dst. */
+static void arena_copy(arena_it *it, void *dst, size_t n)
+{
+    uint8_t *d = dst;
+    while (n > 0 && !arena_end(it)) {
+        size_t avail = it->blk->len - it->off;
+        size_t c = n < avail ? n : avail;
+        memcpy(d, it->blk->data + it->off, c);
+        it->off += (uint32_t)c;
+        d += c;
+        n -= c;
     }
-    memcpy(it->hdr, it->blk->data + it->off, SPAN_HDR);
-    it->span = it->blk->data + it->off + SPAN_HDR;
-    return true;
 }
 
-static arena_it arena_first(const trace *t)
+/* The next n bytes: in place when they lie in one block, else copied to the end of `gather`:
+ * then NULL is returned and *goff says where (gather may move as it grows). */
+static const uint8_t *arena_take(arena_it *it, size_t n, rt_buf *gather, size_t *goff)
 {
-    arena_it it = {.blk = t->head};
-    arena_load(&it);
-    return it;
-}
-
-static bool arena_more(const arena_it *it)
-{
-    return it->blk != NULL;
-}
-
-static void arena_step(arena_it *it)
-{
-    it->off += SPAN_HDR + it->hdr[0];
-    arena_load(it);
+    *goff = 0;
+    if (n == 0) {
+        return (const uint8_t *)"";
+    }
+    if (!arena_end(it) && it->blk->len - it->off >= n) {
+        const uint8_t *p = it->blk->data + it->off;
+        it->off += (uint32_t)n;
+        return p;
+    }
+    *goff = gather->len;
+    uint8_t *dst = rt_buf_reserve(gather, n);
+    memset(dst, 0, n); /* a truncated arena (cannot happen) reads as zeros, not garbage */
+    arena_copy(it, dst, n);
+    gather->len += n;
+    return NULL;
 }
 
 static uint32_t ids_next_cap(uint32_t cap, uint32_t n)
@@ -798,12 +831,25 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
         b->recs = rt_realloc(b->recs, b->cap_recs * sizeof(*b->recs));
     }
     size_t k = 0;
-    for (arena_it it = arena_first(t); arena_more(&it) && k < n; arena_step(&it), k++) {
-        b->recs[k] = (span_rec){.p = it.span,
-                                .res = it.hdr[1],
-                                .scope = it.hdr[2],
-                                .len = it.hdr[0],
+    bool gathered = false;
+    rt_buf_reset(&b->gather);
+    for (arena_it it = {t->head, 0}; k < n && !arena_end(&it); k++) {
+        uint32_t hdr[3];
+        size_t goff;
+        arena_copy(&it, hdr, SPAN_HDR);
+        const uint8_t *p = arena_take(&it, hdr[0], &b->gather, &goff);
+        gathered |= p == NULL;
+        b->recs[k] = (span_rec){.p = p,
+                                .goff = goff,
+                                .res = hdr[1],
+                                .scope = hdr[2],
+                                .len = hdr[0],
                                 .seq = (uint32_t)k};
+    }
+    for (size_t i = 0; gathered && i < k; i++) { /* gather has stopped moving */
+        if (b->recs[i].p == NULL) {
+            b->recs[i].p = b->gather.data + b->recs[i].goff;
+        }
     }
     qsort(b->recs, k, sizeof(*b->recs), rec_cmp);
     /* The encoder appends one string attribute to a borrowed span; the count attribute and the
@@ -1067,39 +1113,25 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
     uint32_t len = (uint32_t)v->span.len;
     uint32_t ncap = arena_block_for(t, SPAN_HDR + (size_t)len);
     if (ncap != 0) {
-        arena_blk *k = t->tail;
-        if (k != NULL && k->len < k->cap) {
-            /* The full block gives its unused end back (glibc shrinks in place). */
-            uint32_t used = k->len;
-            t->arena_cap -= k->cap - used;
-            t->arena_bytes -= block_bytes(k->cap) - block_bytes(used);
-            k = rt_realloc(k, sizeof(*k) + used);
-            k->cap = used;
-            *t->tail_link = k;
-            t->tail = k;
-        }
-        arena_blk *nk = rt_malloc(sizeof(*nk) + ncap);
-        nk->next = NULL;
-        nk->len = 0;
-        nk->cap = ncap;
-        if (k != NULL) {
-            k->next = nk;
-            t->tail_link = &k->next;
+        arena_blk *k = rt_malloc(sizeof(*k) + ncap);
+        k->next = NULL;
+        k->len = 0;
+        k->cap = ncap;
+        if (t->tail != NULL) {
+            t->tail->next = k;
         } else {
-            t->head = nk;
-            t->tail_link = &t->head;
+            t->head = k;
         }
-        t->tail = nk;
+        if (t->fill == NULL || t->fill->len == t->fill->cap) {
+            t->fill = k;
+        }
+        t->tail = k;
         t->arena_cap += ncap;
         t->arena_bytes += block_bytes(ncap);
     }
-    arena_blk *k = t->tail;
     uint32_t hdr[3] = {len, res, scope};
-    memcpy(k->data + k->len, hdr, SPAN_HDR);
-    if (len) {
-        memcpy(k->data + k->len + SPAN_HDR, v->span.p, len);
-    }
-    k->len += SPAN_HDR + len;
+    arena_put(t, hdr, SPAN_HDR);
+    arena_put(t, v->span.p, len);
     if (sid) {
         ids_add(t, sid);
     }
@@ -1273,6 +1305,7 @@ rt_tbuf *rt_tbuf_new(const rt_tbuf_opts *opts, rt_policy_engine *engine, rt_tbuf
     rt_buf_init(&b->out);
     rt_buf_init(&b->scratch);
     rt_buf_init(&b->ts);
+    rt_buf_init(&b->gather);
     if (!reg) {
         b->own_reg = rt_metrics_registry_new();
         reg = b->own_reg;
@@ -1311,6 +1344,7 @@ void rt_tbuf_free(rt_tbuf *b)
     rt_buf_free(&b->out);
     rt_buf_free(&b->scratch);
     rt_buf_free(&b->ts);
+    rt_buf_free(&b->gather);
     free(b->recs);
     free(b->attr_key);
     free(b->id_val);
@@ -1417,8 +1451,15 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
             recharge(b, t);
         }
         rt_policy_state_init(engine, t->pstate);
-        for (arena_it it = arena_first(t); arena_more(&it); arena_step(&it)) {
-            const uint32_t *hdr = it.hdr;
+        for (arena_it it = {t->head, 0}; !arena_end(&it);) {
+            uint32_t hdr[3];
+            size_t goff;
+            arena_copy(&it, hdr, SPAN_HDR);
+            rt_buf_reset(&b->gather);
+            const uint8_t *sp = arena_take(&it, hdr[0], &b->gather, &goff);
+            if (sp == NULL) {
+                sp = b->gather.data + goff;
+            }
             rt_otlp_span_view v;
             memset(&v, 0, sizeof(v));
             const rt_intern_block *rb = rt_intern_at(&b->res, hdr[1]);
@@ -1429,7 +1470,7 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
             v.has_scope = sb->present;
             v.scope = (rt_pb_slice){rt_intern_msg(&b->scopes, hdr[2]), sb->len};
             v.scope_schema_url = (rt_pb_slice){rt_intern_url(&b->scopes, hdr[2]), sb->url_len};
-            if (rt_otlp_span_parse(it.span, hdr[0], &v, err, sizeof(err)) == 0) {
+            if (rt_otlp_span_parse(sp, hdr[0], &v, err, sizeof(err)) == 0) {
                 rt_policy_observe(engine, t->pstate, &v);
             } else {
                 RT_LOG_RL(RT_LOG_ERROR, "trace buffer: stored span does not parse", "reason=\"%s\"",

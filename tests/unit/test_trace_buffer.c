@@ -845,6 +845,71 @@ static void test_reload_reobserves_buffered_spans(void **state)
     fx_free(f);
 }
 
+/* A trace of spans of many sizes fills arena blocks to the last byte, so some spans continue in
+ * the next block: re-observing them after a reload (a span_count that needs every child span)
+ * and exporting them (each span's padding decoded back) must see every span whole. */
+static void test_spans_across_arena_blocks_come_back_whole(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    fx *f = fx_new(&o, POLICIES_ERRORS_ONLY);
+    enum { N = 64, PER_REQ = 8 };
+    sp specs[N];
+    for (uint32_t i = 0; i < N; i++) {
+        specs[i] = (sp){.trace = 9,
+                        .span = i + 1,
+                        .parent = i == 0 ? 0 : 1,
+                        .res = (int)(i % 3),
+                        .scope = (int)(i % 2),
+                        .pad = 1 + (i * 377u) % 1500u};
+    }
+    for (size_t r = 0; r < N; r += PER_REQ) {
+        ingest(f, specs + r, PER_REQ);
+    }
+    rt_policy_engine *e2 = make_engine(f, "policies:\n"
+                                          "  - name: all-children\n"
+                                          "    type: span_count\n"
+                                          "    span_count:\n"
+                                          "      min_spans: 63\n"
+                                          "      span_filter: {name_pattern: '^execute_tool'}\n");
+    rt_tbuf_set_engine(f->b, e2);
+    tick(f, T0 + 1 * SEC);
+    assert_int_equal(f->n_out, 1);
+    size_t n;
+    assert_int_equal(check_emitted(f, 0, "all-children", &n), 9);
+    assert_int_equal(n, N);
+    Req *req = rt_gen_unpack(f->out[0].req, f->out[0].len);
+    size_t seen = 0;
+    for (size_t a = 0; a < req->n_resource_spans; a++) {
+        for (size_t b = 0; b < req->resource_spans[a]->n_scope_spans; b++) {
+            SS *ss = req->resource_spans[a]->scope_spans[b];
+            for (size_t c = 0; c < ss->n_spans; c++) {
+                Span *sp_ = ss->spans[c];
+                uint64_t v;
+                memcpy(&v, sp_->span_id.data, 8);
+                uint32_t id = (uint32_t)(v & 0xffffffffu);
+                assert_true(id >= 1 && id <= N);
+                const char *pad =
+                    attr_str(sp_->attributes, sp_->n_attributes, "gen_ai.prompt.excerpt");
+                assert_non_null(pad);
+                size_t want = specs[id - 1].pad;
+                assert_int_equal(strlen(pad), want);
+                for (size_t i = 0; i < want; i++) {
+                    if (pad[i] != (char)('a' + (id + i) % 26)) {
+                        fail_msg("span %u: padding differs at byte %zu", id, i);
+                    }
+                }
+                seen++;
+            }
+        }
+    }
+    assert_int_equal(seen, N);
+    rt_gen_unpack_free(req);
+    assert_conservation(f);
+    fx_free(f);
+}
+
 static void test_trace_over_max_trace_bytes_is_discarded(void **state)
 {
     (void)state;
@@ -1167,6 +1232,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_span_in_pending_trace_exported_once),
         cmocka_unit_test(test_emitted_request_keeps_resources_and_scopes),
         cmocka_unit_test(test_reload_reobserves_buffered_spans),
+        cmocka_unit_test(test_spans_across_arena_blocks_come_back_whole),
         cmocka_unit_test(test_trace_over_max_trace_bytes_is_discarded),
         cmocka_unit_test(test_1e5_pending_traces_each_decided_on_time),
         cmocka_unit_test(test_memory_per_buffered_span_within_target),
