@@ -51,7 +51,7 @@
 #define ALLOC_OVERHEAD 16u         /* bytes charged per allocation for the malloc chunk header */
 #define SPAN_HDR       12u         /* u32 len, u32 resource id, u32 scope id */
 #define IDS_MIN_CAP    8u
-#define PAIRS_INLINE   4u
+#define PAIRS_INLINE   8u
 #define SHARD_SEED     0x74627566u /* "tbuf": not the ring's seed, and murmur x86_32, not x64 */
 #define INTERN_SEED    0x496e7465726e4b79ull
 
