@@ -62,14 +62,14 @@ static bool res_index(rt_pol_span *ps)
 {
     const rt_otlp_span_view *v = ps->v;
     rt_pol_res_index *r = ps->res;
-    if (v->resource.p == NULL || v->resource.len == 0 || ps->keys->n == 0) {
+    if (v->resource.p == NULL || v->resource.len == 0) {
         return false;
     }
     if (ps->res_checked) {
         return true;
     }
     ps->res_checked = true;
-    if (r->valid && r->len == v->resource.len && memcmp(r->bytes, v->resource.p, r->len) == 0) {
+    if (r->len == v->resource.len && memcmp(r->bytes, v->resource.p, r->len) == 0) {
         return true;
     }
     if (v->resource.len > r->cap) {
@@ -82,7 +82,6 @@ static bool res_index(rt_pol_span *ps)
     /* A malformed list keeps what was found before the bad bytes, as a key-by-key lookup
      * would; the request was validated on receipt anyway. */
     rt_otlp_attr_index(r->bytes, r->len, RT_OTLP_RESOURCE_ATTRS, ps->keys->key, ps->keys->n, r->kv);
-    r->valid = true;
     return true;
 }
 

@@ -71,9 +71,8 @@ void rt_pol_keys_add(rt_pol_keys *reg, rt_pol_key *k);
 
 /* The resource-attribute index, kept across the spans of a worker (owned by its engine). */
 typedef struct rt_pol_res_index {
-    uint8_t *bytes; /* owned copy of the indexed Resource message */
+    uint8_t *bytes; /* owned copy of the indexed Resource message (len 0: none indexed yet) */
     size_t len, cap;
-    bool valid;
     rt_pb_slice kv[RT_POL_MAX_KEYS]; /* into `bytes` */
 } rt_pol_res_index;
 

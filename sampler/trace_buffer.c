@@ -67,7 +67,6 @@ typedef struct trace {
     rt_twheel_entry timer;
     struct trace *older, *newer;
     arena_blk *head, *tail;
-    arena_blk *fill;      /* the first block with room (tail, or the one before a new tail) */
     uint64_t arena_cap;   /* sum of the blocks' cap */
     uint64_t arena_bytes; /* what the blocks cost: cap + header + ALLOC_OVERHEAD each */
     uint64_t *ids;
@@ -94,7 +93,6 @@ typedef struct req_ctx {
 typedef struct span_rec {
     const uint8_t *p; /* the span (in the arena, or in `gather` when it was split) */
     uint32_t res, scope, len;
-    size_t goff;  /* where in `gather`, when p is NULL until all are collected */
     uint32_t seq; /* arrival order (sorting), then the copy's offset in scratch */
 } span_rec;
 
@@ -297,23 +295,23 @@ static uint64_t block_bytes(uint32_t cap)
     return cap ? (uint64_t)cap + sizeof(arena_blk) + ALLOC_OVERHEAD : 0;
 }
 
-/* Append n bytes to t's arena (the room was made by arena_block_for's block). */
-static void arena_put(trace *t, const void *src, size_t n)
+/* Append n bytes from block k on, into the blocks after it when it fills up (the room was made
+ * by arena_block_for's block). Returns the block the bytes ended in. */
+static arena_blk *arena_put(arena_blk *k, const void *src, size_t n)
 {
     const uint8_t *p = src;
     while (n > 0) {
-        arena_blk *k = t->fill;
-        size_t room = k->cap - k->len;
-        if (room == 0) {
-            t->fill = k->next;
+        if (k->len == k->cap) {
+            k = k->next;
             continue;
         }
-        size_t c = n < room ? n : room;
+        size_t c = n < k->cap - k->len ? n : k->cap - k->len;
         memcpy(k->data + k->len, p, c);
         k->len += (uint32_t)c;
         p += c;
         n -= c;
     }
+    return k;
 }
 
 /* A reading position in a trace's arena. */
@@ -346,11 +344,10 @@ static void arena_copy(arena_it *it, void *dst, size_t n)
     }
 }
 
-/* The next n bytes: in place when they lie in one block, else copied to the end of `gather`:
- * then NULL is returned and *goff says where (gather may move as it grows). */
-static const uint8_t *arena_take(arena_it *it, size_t n, rt_buf *gather, size_t *goff)
+/* The next n bytes: in place when they lie in one block, else copied to the end of `gather`
+ * (which the caller sized so that it does not move while its copies are in use). */
+static const uint8_t *arena_take(arena_it *it, size_t n, rt_buf *gather)
 {
-    *goff = 0;
     if (n == 0) {
         return (const uint8_t *)"";
     }
@@ -359,12 +356,11 @@ static const uint8_t *arena_take(arena_it *it, size_t n, rt_buf *gather, size_t 
         it->off += (uint32_t)n;
         return p;
     }
-    *goff = gather->len;
     uint8_t *dst = rt_buf_reserve(gather, n);
     memset(dst, 0, n); /* a truncated arena (cannot happen) reads as zeros, not garbage */
     arena_copy(it, dst, n);
     gather->len += n;
-    return NULL;
+    return dst;
 }
 
 static uint32_t ids_next_cap(uint32_t cap, uint32_t n)
@@ -409,8 +405,9 @@ static void pairs_add(rt_tbuf *b, trace *t, uint32_t res, uint32_t scope)
     if (pairs_has(t, res, scope)) {
         return;
     }
-    uint32_t ncap = pairs_next_cap(t, res, scope);
-    if (ncap != t->pairs_cap) {
+    uint32_t cap = t->pairs_cap ? t->pairs_cap : PAIRS_INLINE;
+    if (t->n_pairs == cap) {
+        uint32_t ncap = cap * 2;
         uint32_t(*np)[2] = rt_malloc((size_t)ncap * sizeof *np);
         memcpy(np, pairs_of(t), (size_t)t->n_pairs * sizeof *np);
         free(t->pairs_heap);
@@ -831,25 +828,16 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
         b->recs = rt_realloc(b->recs, b->cap_recs * sizeof(*b->recs));
     }
     size_t k = 0;
-    bool gathered = false;
     rt_buf_reset(&b->gather);
+    rt_buf_reserve(&b->gather, t->sum.bytes); /* room for every span: it never moves below */
     for (arena_it it = {t->head, 0}; k < n && !arena_end(&it); k++) {
         uint32_t hdr[3];
-        size_t goff;
         arena_copy(&it, hdr, SPAN_HDR);
-        const uint8_t *p = arena_take(&it, hdr[0], &b->gather, &goff);
-        gathered |= p == NULL;
-        b->recs[k] = (span_rec){.p = p,
-                                .goff = goff,
+        b->recs[k] = (span_rec){.p = arena_take(&it, hdr[0], &b->gather),
                                 .res = hdr[1],
                                 .scope = hdr[2],
                                 .len = hdr[0],
                                 .seq = (uint32_t)k};
-    }
-    for (size_t i = 0; gathered && i < k; i++) { /* gather has stopped moving */
-        if (b->recs[i].p == NULL) {
-            b->recs[i].p = b->gather.data + b->recs[i].goff;
-        }
     }
     qsort(b->recs, k, sizeof(*b->recs), rec_cmp);
     /* The encoder appends one string attribute to a borrowed span; the count attribute and the
@@ -1112,6 +1100,7 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
     pairs_add(b, t, res, scope);
     uint32_t len = (uint32_t)v->span.len;
     uint32_t ncap = arena_block_for(t, SPAN_HDR + (size_t)len);
+    arena_blk *first = t->tail; /* the record starts in what room the last block has left */
     if (ncap != 0) {
         arena_blk *k = rt_malloc(sizeof(*k) + ncap);
         k->next = NULL;
@@ -1122,16 +1111,12 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
         } else {
             t->head = k;
         }
-        if (t->fill == NULL || t->fill->len == t->fill->cap) {
-            t->fill = k;
-        }
         t->tail = k;
         t->arena_cap += ncap;
         t->arena_bytes += block_bytes(ncap);
     }
     uint32_t hdr[3] = {len, res, scope};
-    arena_put(t, hdr, SPAN_HDR);
-    arena_put(t, v->span.p, len);
+    arena_put(arena_put(first != NULL ? first : t->head, hdr, SPAN_HDR), v->span.p, len);
     if (sid) {
         ids_add(t, sid);
     }
@@ -1453,13 +1438,9 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
         rt_policy_state_init(engine, t->pstate);
         for (arena_it it = {t->head, 0}; !arena_end(&it);) {
             uint32_t hdr[3];
-            size_t goff;
             arena_copy(&it, hdr, SPAN_HDR);
             rt_buf_reset(&b->gather);
-            const uint8_t *sp = arena_take(&it, hdr[0], &b->gather, &goff);
-            if (sp == NULL) {
-                sp = b->gather.data + goff;
-            }
+            const uint8_t *sp = arena_take(&it, hdr[0], &b->gather);
             rt_otlp_span_view v;
             memset(&v, 0, sizeof(v));
             const rt_intern_block *rb = rt_intern_at(&b->res, hdr[1]);
