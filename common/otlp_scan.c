@@ -140,6 +140,25 @@ static int pc_find(pctx *c, uint32_t field, const char *name, rt_pb_slice *out)
     uint32_t f;
     int wt, rc;
     size_t tp;
+    /* A tight loop while the input is well-formed; the careful loop below re-reads the field
+     * the tight one refused, to say what is wrong with it. */
+    while (c->pos < c->len) {
+        size_t p = c->pos;
+        if (rt_pb_read_tag(c->msg, c->len, &p, &f, &wt) != 0) {
+            break;
+        }
+        if (f == field) {
+            if (wt != RT_PB_WT_LEN || rt_pb_read_len(c->msg, c->len, &p, out) != 0) {
+                break;
+            }
+            c->pos = p;
+            return 1;
+        }
+        if (rt_pb_skip(c->msg, c->len, &p, wt) != 0) {
+            break;
+        }
+        c->pos = p;
+    }
     while ((rc = pc_next(c, &f, &wt, &tp)) == 1) {
         if (f == field) {
             return pc_len(c, tp, f, name, wt, out) == 0 ? 1 : -1;
@@ -203,139 +222,23 @@ static bool status_merge_fast(rt_pb_slice st, rt_otlp_span_view *v)
     return true;
 }
 
-/* A Span's direct fields (and its Status, merged field by field across repeated occurrences as
- * protobuf merges a message) in one tight loop: true when they are well-formed; false on
- * anything malformed, and span_error then says what and where. */
-static bool span_parse_fast(const uint8_t *msg, size_t len, rt_otlp_span_view *v)
-{
-    size_t pos = 0;
-    while (pos < len) {
-        uint32_t f;
-        int wt;
-        uint64_t u;
-        rt_pb_slice s;
-        if (rt_pb_read_tag(msg, len, &pos, &f, &wt) != 0) {
-            return false;
-        }
-        int want = f <= 16 ? span_wt[f] : -1;
-        if (want >= 0 && wt != want) {
-            return false;
-        }
-        switch (f) {
-        case 1:
-        case 2:
-        case 3:
-        case 4:
-        case 5:
-        case 9:
-        case 11:
-        case 13:
-        case 15:
-            if (rt_pb_read_len(msg, len, &pos, &s) != 0) {
-                return false;
-            }
-            switch (f) {
-            case 1:
-                v->trace_id = s;
-                break;
-            case 2:
-                v->span_id = s;
-                break;
-            case 3:
-                v->trace_state = s;
-                break;
-            case 4:
-                v->parent_span_id = s;
-                break;
-            case 5:
-                v->name = s;
-                break;
-            case 9:
-                v->n_attributes++;
-                break;
-            case 11:
-                v->n_events++;
-                break;
-            case 13:
-                v->n_links++;
-                break;
-            default: /* 15 */
-                v->has_status = 1;
-                if (!status_merge_fast(s, v)) {
-                    return false;
-                }
-                break;
-            }
-            break;
-        case 6:
-        case 10:
-        case 12:
-        case 14:
-            if (rt_pb_read_varint(msg, len, &pos, &u) != 0) {
-                return false;
-            }
-            if (f == 6) {
-                v->kind = (int32_t)u;
-            } else if (f == 10) {
-                v->dropped_attributes_count = (uint32_t)u;
-            } else if (f == 12) {
-                v->dropped_events_count = (uint32_t)u;
-            } else {
-                v->dropped_links_count = (uint32_t)u;
-            }
-            break;
-        case 7:
-        case 8:
-            if (rt_pb_read_fixed64(msg, len, &pos, f == 7 ? &v->start_ns : &v->end_ns) != 0) {
-                return false;
-            }
-            break;
-        case 16:
-            if (rt_pb_read_fixed32(msg, len, &pos, &v->flags) != 0) {
-                return false;
-            }
-            break;
-        default:
-            if (rt_pb_skip(msg, len, &pos, wt) != 0) {
-                return false;
-            }
-            break;
-        }
-    }
-    return true;
-}
-
-static int span_error(const uint8_t *msg, size_t len, const uint8_t *origin, char *err,
-                      size_t errlen);
-
-/* Parse a Span's direct fields into the span part of *v (the resource/scope part is left
- * alone). Returns 0 or -1 with err set. */
+/* The span parse (defined with the validator below, whose tables it shares in checked mode):
+ * `check` also validates what rt_otlp_validate would inside the span; `ks` (may be NULL) indexes
+ * its attributes into `kv` in the same walk. Returns 0, or -1 with err set. */
 static int span_parse(const uint8_t *msg, size_t len, rt_otlp_span_view *v, const uint8_t *origin,
-                      char *err, size_t errlen)
-{
-    v->span.p = msg;
-    v->span.len = len;
-    v->trace_id = v->span_id = v->trace_state = v->parent_span_id = v->name = no_slice;
-    v->status_message = no_slice;
-    v->kind = 0;
-    v->start_ns = v->end_ns = 0;
-    v->dropped_attributes_count = v->dropped_events_count = v->dropped_links_count = 0;
-    v->has_status = 0;
-    v->status_code = 0;
-    v->flags = 0;
-    v->n_attributes = v->n_events = v->n_links = 0;
-    if (span_parse_fast(msg, len, v)) {
-        return 0;
-    }
-    return span_error(msg, len, origin, err, errlen);
-}
+                      bool check, const rt_otlp_keyset *ks, rt_pb_slice *kv, char *err,
+                      size_t errlen);
+/* A Resource (`resource`) or InstrumentationScope checked as rt_otlp_validate checks it.
+ * Returns 0, or -1 with err set. Defined with the validator. */
+static int check_head(const uint8_t *origin, bool resource, rt_pb_slice s, char *err,
+                      size_t errlen);
 
 /* ---- the walker ------------------------------------------------------------------------ */
 
 int rt_otlp_span_parse(const uint8_t *span, size_t len, rt_otlp_span_view *v, char *err,
                        size_t errlen)
 {
-    return span_parse(span, len, v, span, err, errlen);
+    return span_parse(span, len, v, span, false, NULL, NULL, err, errlen);
 }
 
 /* The router's span walk: top-level tags only, trace_id kept. Returns 0 or -1 with err. */
@@ -403,6 +306,12 @@ void rt_otlp_scan_init(rt_otlp_scan *it, const uint8_t *buf, size_t len)
     it->len = buf ? len : 0;
 }
 
+void rt_otlp_scan_init_checked(rt_otlp_scan *it, const uint8_t *buf, size_t len)
+{
+    rt_otlp_scan_init(it, buf, len);
+    it->check = 1;
+}
+
 static int scan_fail(rt_otlp_scan *it, const char *where, const char *msg)
 {
     snprintf(it->err, sizeof(it->err), "%s: %s", where, msg);
@@ -418,6 +327,40 @@ static int enter_container(rt_otlp_scan *it, rt_pb_slice body, const char *msg, 
                            const char *f2, int *has, rt_pb_slice *head, rt_pb_slice *schema_url,
                            char *err, size_t errlen)
 {
+    bool resource = f1[0] == 'r'; /* "resource" or "scope" */
+    /* A tight loop while the input is well-formed; on anything odd the careful loop below
+     * walks the container again and says what is wrong. */
+    size_t pos = 0;
+    *has = 0;
+    *head = no_slice;
+    *schema_url = no_slice;
+    while (pos < body.len) {
+        uint32_t f;
+        int wt;
+        rt_pb_slice s;
+        if (rt_pb_read_tag(body.p, body.len, &pos, &f, &wt) != 0) {
+            break;
+        }
+        if (f >= 1 && f <= 3) {
+            if (wt != RT_PB_WT_LEN || rt_pb_read_len(body.p, body.len, &pos, &s) != 0) {
+                break;
+            }
+            if (f == 1) {
+                *head = s;
+                *has = 1;
+                if (it->check && check_head(it->buf, resource, s, err, errlen) != 0) {
+                    return -1;
+                }
+            } else if (f == 3) {
+                *schema_url = s;
+            }
+        } else if (rt_pb_skip(body.p, body.len, &pos, wt) != 0) {
+            break;
+        }
+    }
+    if (pos >= body.len) {
+        return 0;
+    }
     pctx c;
     pc_init(&c, body.p, body.len, it->buf, msg, err, errlen);
     *has = 0;
@@ -432,6 +375,9 @@ static int enter_container(rt_otlp_scan *it, rt_pb_slice body, const char *msg, 
         case 1:
             rc = pc_len(&c, tp, f, f1, wt, head);
             *has = 1;
+            if (rc == 0 && it->check) { /* every occurrence, as the validator does */
+                rc = check_head(it->buf, resource, *head, err, errlen);
+            }
             break;
         case 2:
             rc = pc_len(&c, tp, f, f2, wt, &s);
@@ -466,6 +412,12 @@ static int enter_scope_spans(rt_otlp_scan *it, char *err, size_t errlen)
 
 int rt_otlp_scan_next(rt_otlp_scan *it, rt_otlp_span_view *v)
 {
+    return rt_otlp_scan_next_keyed(it, v, NULL, NULL);
+}
+
+int rt_otlp_scan_next_keyed(rt_otlp_scan *it, rt_otlp_span_view *v, const rt_otlp_keyset *ks,
+                            rt_pb_slice *kv)
+{
     char err[RT_OTLP_ERR_MAX];
     char where[80];
     pctx c;
@@ -491,8 +443,12 @@ int rt_otlp_scan_next(rt_otlp_scan *it, rt_otlp_span_view *v)
             }
             *v = it->ctx;
             v->span_index = it->next_span++;
-            if ((it->ids_only ? span_ids_parse : span_parse)(s.p, s.len, v, it->buf, err,
-                                                             sizeof(err)) != 0) {
+            if (ks != NULL && ks->n == 0) {
+                ks = NULL;
+            }
+            if ((it->ids_only ? span_ids_parse(s.p, s.len, v, it->buf, err, sizeof(err))
+                              : span_parse(s.p, s.len, v, it->buf, it->check, ks, kv, err,
+                                           sizeof(err))) != 0) {
                 snprintf(where, sizeof(where), "resource_spans[%zu].scope_spans[%zu].spans[%zu]",
                          it->ctx.resource_index, it->ctx.scope_index, v->span_index);
                 return scan_fail(it, where, err);
@@ -798,26 +754,56 @@ int rt_otlp_attr_find(const uint8_t *msg, size_t len, uint32_t field, const char
     return rc;
 }
 
-int rt_otlp_attr_index(const uint8_t *msg, size_t len, uint32_t field, const rt_pb_slice *keys,
-                       size_t n, rt_pb_slice *kv)
+/* Record KeyValue `kv` (key `key`) for the key of `ks` it carries, if any and if that key has
+ * no KeyValue yet (the first occurrence counts). True when it was recorded. */
+static inline bool keyset_hit(const rt_otlp_keyset *ks, rt_pb_slice *out, rt_pb_slice key,
+                              rt_pb_slice kv)
+{
+    uint32_t cand = ks->by_len[key.len & 63];
+    while (cand != 0) {
+        unsigned i = (unsigned)__builtin_ctz(cand);
+        cand &= cand - 1;
+        if (ks->key[i].len == key.len && (key.len == 0 || memcmp(ks->key[i].p, key.p, key.len) == 0)) {
+            if (out[i].p != NULL) {
+                return false;
+            }
+            out[i] = kv;
+            return true;
+        }
+    }
+    return false;
+}
+
+int rt_otlp_keyset_add(rt_otlp_keyset *ks, const uint8_t *key, size_t len)
+{
+    for (size_t i = 0; i < ks->n; i++) {
+        if (ks->key[i].len == len && (len == 0 || memcmp(ks->key[i].p, key, len) == 0)) {
+            return (int)i;
+        }
+    }
+    if (ks->n == RT_OTLP_KEYSET_MAX) {
+        return -1;
+    }
+    ks->key[ks->n] = (rt_pb_slice){key, len};
+    ks->by_len[len & 63] |= 1u << ks->n;
+    return (int)ks->n++;
+}
+
+int rt_otlp_attr_index(const uint8_t *msg, size_t len, uint32_t field, const rt_otlp_keyset *ks,
+                       rt_pb_slice *kv)
 {
     size_t pos = 0, found = 0;
     rt_pb_slice one, k;
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < ks->n; i++) {
         kv[i] = (rt_pb_slice){NULL, 0};
     }
-    while (found < n && (rc = next_kv(msg, len, &pos, field, &one)) == 1) {
+    while (found < ks->n && (rc = next_kv(msg, len, &pos, field, &one)) == 1) {
         if (kv_key(one, &k) != 0) {
             return -1;
         }
-        for (size_t i = 0; i < n; i++) {
-            if (kv[i].p == NULL && keys[i].len == k.len &&
-                (k.len == 0 || memcmp(keys[i].p, k.p, k.len) == 0)) {
-                kv[i] = one;
-                found++;
-                break; /* keys are distinct */
-            }
+        if (keyset_hit(ks, kv, k, one)) {
+            found++;
         }
     }
     return rc < 0 ? -1 : (int)found;
@@ -1079,14 +1065,40 @@ static inline bool any_canonical_scalar(rt_pb_slice a)
     }
 }
 
-/* The commonest message by far (every attribute of every span): a KeyValue with a scalar value,
- * checked in one tight loop. It accepts only what the general check accepts; on false the
- * general check runs and, if the input is bad, writes the message. */
+/* An ArrayValue whose values are all laid out as any_canonical_scalar expects. */
+static bool array_canonical_scalars(rt_pb_slice arr)
+{
+    size_t pos = 0;
+    while (pos < arr.len) {
+        rt_pb_slice el;
+        if (arr.p[pos] != 0x0A) { /* values (1), length-delimited */
+            return false;
+        }
+        pos++;
+        if (rt_pb_read_len(arr.p, arr.len, &pos, &el) != 0 || !any_canonical_scalar(el)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The commonest message by far (every attribute of every span): a KeyValue with a scalar value
+ * or an array of scalars, checked in one tight loop. It accepts only what the general check
+ * accepts; on false the general check runs and, if the input is bad, writes the message. */
 static bool kv_fast_ok(rt_pb_slice kv)
 {
     rt_pb_slice key, any;
-    if (kv_canonical(kv, &key, &any) && any_canonical_scalar(any)) {
-        return true;
+    if (kv_canonical(kv, &key, &any)) {
+        if (any_canonical_scalar(any)) {
+            return true;
+        }
+        size_t pos = 1;
+        rt_pb_slice arr;
+        if (any.len >= 2 && any.p[0] == 0x2A && /* array_value (5), length-delimited */
+            rt_pb_read_len(any.p, any.len, &pos, &arr) == 0 && pos == any.len &&
+            array_canonical_scalars(arr)) {
+            return true;
+        }
     }
     size_t pos = 0;
     while (pos < kv.len) {
@@ -1386,6 +1398,29 @@ static int span_error(const uint8_t *msg, size_t len, const uint8_t *origin, cha
     return -1;
 }
 
+static int check_head(const uint8_t *origin, bool resource, rt_pb_slice s, char *err,
+                      size_t errlen)
+{
+    vctx v = {origin, err, errlen, 0};
+    return check_msg(&v, resource ? &res_m : &scope_m, s, 0);
+}
+
+/* One KeyValue as the validator checks it; no message (the span check writes it). */
+static bool kv_ok(rt_pb_slice kv)
+{
+    char scratch[RT_OTLP_ERR_MAX];
+    vctx v = {kv.p, scratch, sizeof(scratch), 0};
+    return kv_fast_ok(kv) || check_msg(&v, &kv_m, kv, 0) == 0;
+}
+
+/* A Span.Event or Span.Link (`m`) as the validator checks it; no message. */
+static bool child_ok(const mdesc *m, rt_pb_slice s)
+{
+    char scratch[RT_OTLP_ERR_MAX];
+    vctx v = {s.p, scratch, sizeof(scratch), 0};
+    return span_fast_ok(&v, m, s) || check_msg(&v, m, s, 0) == 0;
+}
+
 int rt_otlp_validate(const uint8_t *pb, size_t len, size_t *span_count, char *err, size_t errlen)
 {
     char scratch[RT_OTLP_ERR_MAX];
@@ -1401,4 +1436,175 @@ int rt_otlp_validate(const uint8_t *pb, size_t len, size_t *span_count, char *er
         *span_count = v.spans;
     }
     return 0;
+}
+
+/* ---- the span parse ------------------------------------------------------------------ */
+
+/* One span attribute in the span walk: checked as the validator would (`check`) and indexed
+ * (`ks`). False only when `check` finds it malformed. */
+static inline bool attr_take(rt_pb_slice s, bool check, const rt_otlp_keyset *ks, rt_pb_slice *kv)
+{
+    rt_pb_slice key, any;
+    bool canon = kv_canonical(s, &key, &any);
+    if (check && !(canon && any_canonical_scalar(any)) && !kv_ok(s)) {
+        return false;
+    }
+    if (ks != NULL && (canon || kv_key(s, &key) == 0)) {
+        keyset_hit(ks, kv, key, s);
+    }
+    return true;
+}
+
+/* A Span's direct fields (and its Status, merged field by field across repeated occurrences as
+ * protobuf merges a message) in one tight loop: true when they are well-formed; false on
+ * anything malformed, and span_error then says what and where. `check`: attributes, events and
+ * links are validated too; `ks`: attributes are indexed into kv. Inlined into its two callers,
+ * so the unchecked parse pays nothing for the checked one. */
+static inline __attribute__((always_inline)) bool span_walk(const uint8_t *msg, size_t len,
+                                                            rt_otlp_span_view *v, bool check,
+                                                            const rt_otlp_keyset *ks,
+                                                            rt_pb_slice *kv)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        uint32_t f;
+        int wt;
+        uint64_t u;
+        rt_pb_slice s;
+        if (rt_pb_read_tag(msg, len, &pos, &f, &wt) != 0) {
+            return false;
+        }
+        int want = f <= 16 ? span_wt[f] : -1;
+        if (want >= 0 && wt != want) {
+            return false;
+        }
+        switch (f) {
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+        case 9:
+        case 11:
+        case 13:
+        case 15:
+            if (rt_pb_read_len(msg, len, &pos, &s) != 0) {
+                return false;
+            }
+            switch (f) {
+            case 1:
+                v->trace_id = s;
+                break;
+            case 2:
+                v->span_id = s;
+                break;
+            case 3:
+                v->trace_state = s;
+                break;
+            case 4:
+                v->parent_span_id = s;
+                break;
+            case 5:
+                v->name = s;
+                break;
+            case 9:
+                v->n_attributes++;
+                if ((check || ks != NULL) && !attr_take(s, check, ks, kv)) {
+                    return false;
+                }
+                break;
+            case 11:
+                v->n_events++;
+                if (check && !child_ok(&event_m, s)) {
+                    return false;
+                }
+                break;
+            case 13:
+                v->n_links++;
+                if (check && !child_ok(&link_m, s)) {
+                    return false;
+                }
+                break;
+            default: /* 15 */
+                v->has_status = 1;
+                if (!status_merge_fast(s, v)) {
+                    return false;
+                }
+                break;
+            }
+            break;
+        case 6:
+        case 10:
+        case 12:
+        case 14:
+            if (rt_pb_read_varint(msg, len, &pos, &u) != 0) {
+                return false;
+            }
+            if (f == 6) {
+                v->kind = (int32_t)u;
+            } else if (f == 10) {
+                v->dropped_attributes_count = (uint32_t)u;
+            } else if (f == 12) {
+                v->dropped_events_count = (uint32_t)u;
+            } else {
+                v->dropped_links_count = (uint32_t)u;
+            }
+            break;
+        case 7:
+        case 8:
+            if (rt_pb_read_fixed64(msg, len, &pos, f == 7 ? &v->start_ns : &v->end_ns) != 0) {
+                return false;
+            }
+            break;
+        case 16:
+            if (rt_pb_read_fixed32(msg, len, &pos, &v->flags) != 0) {
+                return false;
+            }
+            break;
+        default:
+            if (rt_pb_skip(msg, len, &pos, wt) != 0) {
+                return false;
+            }
+            break;
+        }
+    }
+    return true;
+}
+
+static bool span_parse_fast(const uint8_t *msg, size_t len, rt_otlp_span_view *v,
+                            const rt_otlp_keyset *ks, rt_pb_slice *kv)
+{
+    return span_walk(msg, len, v, false, ks, kv);
+}
+
+static bool span_parse_checked(const uint8_t *msg, size_t len, rt_otlp_span_view *v,
+                               const rt_otlp_keyset *ks, rt_pb_slice *kv)
+{
+    return span_walk(msg, len, v, true, ks, kv);
+}
+
+static int span_parse(const uint8_t *msg, size_t len, rt_otlp_span_view *v, const uint8_t *origin,
+                      bool check, const rt_otlp_keyset *ks, rt_pb_slice *kv, char *err,
+                      size_t errlen)
+{
+    v->span.p = msg;
+    v->span.len = len;
+    v->trace_id = v->span_id = v->trace_state = v->parent_span_id = v->name = no_slice;
+    v->status_message = no_slice;
+    v->kind = 0;
+    v->start_ns = v->end_ns = 0;
+    v->dropped_attributes_count = v->dropped_events_count = v->dropped_links_count = 0;
+    v->has_status = 0;
+    v->status_code = 0;
+    v->flags = 0;
+    v->n_attributes = v->n_events = v->n_links = 0;
+    v->attr_keys = ks;
+    v->attr_kv = kv;
+    if (ks != NULL) {
+        memset(kv, 0, ks->n * sizeof(*kv));
+    }
+    if (check ? span_parse_checked(msg, len, v, ks, kv) : span_parse_fast(msg, len, v, ks, kv)) {
+        return 0;
+    }
+    return span_error(msg, len, origin, err, errlen);
 }

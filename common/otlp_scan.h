@@ -36,6 +36,20 @@ int rt_otlp_validate(const uint8_t *pb, size_t len, size_t *span_count, char *er
 #define RT_OTLP_ERR_MAX   160
 #define RT_OTLP_MAX_DEPTH 64 /* AnyValue nesting limit enforced by rt_otlp_validate */
 
+/* A set of attribute keys to index while walking (rt_otlp_attr_index,
+ * rt_otlp_scan_next_keyed). Keys are compared by length first: by_len[L % 64] has bit i set
+ * when key i is L bytes long, so most attributes are passed over with one table read. */
+#define RT_OTLP_KEYSET_MAX 32
+typedef struct rt_otlp_keyset {
+    size_t n;
+    rt_pb_slice key[RT_OTLP_KEYSET_MAX]; /* refs: the caller keeps the bytes */
+    uint32_t by_len[64];
+} rt_otlp_keyset;
+
+/* Add `key` (len bytes; referenced, not copied). Returns its index (an equal key's when already
+ * there), or -1 when the set is full. A zeroed rt_otlp_keyset is an empty set. */
+int rt_otlp_keyset_add(rt_otlp_keyset *ks, const uint8_t *key, size_t len);
+
 /* One span, plus where it sits. */
 typedef struct rt_otlp_span_view {
     rt_pb_slice span;           /* the whole encoded Span message (no tag or length prefix) */
@@ -71,6 +85,11 @@ typedef struct rt_otlp_span_view {
     size_t scope_index;    /* j: ordinal of the ScopeSpans within its ResourceSpans */
     size_t scope_seq;      /* ordinal of the ScopeSpans in the whole request (unique per (i, j)) */
     size_t span_index;     /* ordinal of the span within its ScopeSpans */
+
+    /* Set by rt_otlp_scan_next_keyed: attr_kv[i] is the first span attribute whose key is
+     * attr_keys->key[i], as rt_otlp_attr_index would find it. NULL otherwise. */
+    const rt_otlp_keyset *attr_keys;
+    const rt_pb_slice *attr_kv;
 } rt_otlp_span_view;
 
 /* Walker state; treat as opaque except `err`. Lives on the caller's stack. */
@@ -86,6 +105,7 @@ typedef struct rt_otlp_scan {
     rt_otlp_span_view ctx; /* resource / scope part filled when entering them */
     size_t next_resource, next_scope, next_span, next_scope_seq;
     int ids_only; /* rt_otlp_scan_init_ids: spans are walked for trace_id only */
+    int check;    /* rt_otlp_scan_init_checked: every message passed is validated */
     int failed;
     char err[RT_OTLP_ERR_MAX];
 } rt_otlp_scan;
@@ -105,12 +125,28 @@ void rt_otlp_scan_init_ids(rt_otlp_scan *it, const uint8_t *buf, size_t len);
 int rt_otlp_check_structure(const uint8_t *pb, size_t len, size_t *span_count, char *err,
                             size_t errlen);
 
+/* Like rt_otlp_scan_init, and the walk also checks everything rt_otlp_validate checks (each
+ * Resource and InstrumentationScope, every occurrence; each span's attributes, events and
+ * links, with AnyValue nesting limited to RT_OTLP_MAX_DEPTH) as it passes it, so walking to the
+ * end accepts exactly the requests rt_otlp_validate accepts: one walk instead of a validation
+ * walk and a parse walk. A span is reported only after it passed, but earlier spans were
+ * reported before a later one failed: a caller that must not act on a bad request walks to the
+ * end first. */
+void rt_otlp_scan_init_checked(rt_otlp_scan *it, const uint8_t *buf, size_t len);
+
 /* Advance to the next span. Returns 1 and fills *v, 0 at the end of the request, or -1 on
- * malformed input with a message in it->err (after -1 every further call returns -1). Only
- * the levels on the way to spans are checked here (request, ResourceSpans, ScopeSpans, Span
- * and its Status); attributes, events and links are checked when iterated, or all at once by
- * rt_otlp_validate(). */
+ * malformed input with a message in it->err (after -1 every further call returns -1). Unless
+ * the walk is checked, only the levels on the way to spans are checked here (request,
+ * ResourceSpans, ScopeSpans, Span and its Status); attributes, events and links are checked
+ * when iterated, or all at once by rt_otlp_validate(). */
 int rt_otlp_scan_next(rt_otlp_scan *it, rt_otlp_span_view *v);
+
+/* rt_otlp_scan_next that also indexes the span's attributes by `ks` in the same walk, into `kv`
+ * (room for ks->n slices; v->attr_keys / v->attr_kv point at ks and kv). ks NULL or empty: as
+ * rt_otlp_scan_next. Not for rt_otlp_scan_init_ids walks (no index is made there). In an
+ * unchecked walk a malformed attribute counts as absent. */
+int rt_otlp_scan_next_keyed(rt_otlp_scan *it, rt_otlp_span_view *v, const rt_otlp_keyset *ks,
+                            rt_pb_slice *kv);
 
 /* Parse one encoded Span message (as stored from v->span) into the span part of *v; the
  * resource/scope part of *v is left untouched. Returns 0, or -1 with a message in `err`. */
@@ -216,14 +252,14 @@ int rt_otlp_array_next(rt_otlp_array_iter *it, rt_otlp_value *out);
 int rt_otlp_attr_find(const uint8_t *msg, size_t len, uint32_t field, const char *key,
                       size_t keylen, rt_otlp_attr *out);
 
-/* rt_otlp_attr_find for n keys in one walk: kv[i] is set to the whole encoded KeyValue of the
- * first KeyValue whose key is keys[i] ({NULL, 0} when there is none). Decode a hit with
- * rt_otlp_keyvalue_decode. Returns how many keys were found, or -1 on malformed input (the
- * hits before the malformed bytes are kept, which is what n calls of rt_otlp_attr_find would
- * have found). Made for one walk per span shared by every attribute policy; n is small (the
- * keys are compared one by one). */
-int rt_otlp_attr_index(const uint8_t *msg, size_t len, uint32_t field, const rt_pb_slice *keys,
-                       size_t n, rt_pb_slice *kv);
+/* rt_otlp_attr_find for a set of keys in one walk: kv[i] is set to the whole encoded KeyValue
+ * of the first KeyValue whose key is ks->key[i] ({NULL, 0} when there is none). Decode a hit
+ * with rt_otlp_keyvalue_decode. Returns how many keys were found, or -1 on malformed input (the
+ * hits before the malformed bytes are kept, which is what key-by-key calls of
+ * rt_otlp_attr_find would have found). Made for one walk per span shared by every attribute
+ * policy. */
+int rt_otlp_attr_index(const uint8_t *msg, size_t len, uint32_t field, const rt_otlp_keyset *ks,
+                       rt_pb_slice *kv);
 
 /* Decode one encoded KeyValue (as rt_otlp_attr_index hands them out). Returns 0, or -1 when it
  * is malformed. */

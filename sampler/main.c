@@ -83,6 +83,7 @@ typedef struct part_task {
     rt_buf pb;
 } part_task;
 
+/* A part made by on_request's split (checked there). */
 static void shard_ingest(shard *sh, const uint8_t *pb, size_t len)
 {
     if (rt_tbuf_ingest(sh->tbuf, pb, len, rt_clock_mono_ns()) < 0) {
@@ -90,6 +91,13 @@ static void shard_ingest(shard *sh, const uint8_t *pb, size_t len)
                   sh->index);
     }
     atomic_store_explicit(&sh->full, rt_tbuf_full(sh->tbuf), memory_order_relaxed);
+}
+
+static void refuse_malformed(rt_otlp_call *call, const char *why)
+{
+    rt_otlp_result res;
+    rt_otlp_result_set(&res, RT_OTLP_BAD_DATA, "protobuf: %s", why);
+    rt_otlp_call_respond(call, &res);
 }
 
 static void part_run(rt_worker *w, void *arg)
@@ -101,21 +109,30 @@ static void part_run(rt_worker *w, void *arg)
     free(t);
 }
 
+/* The listeners leave the request's check to us (handler_checks): the walk that parses the
+ * spans checks them, so each request is read once (a malformed one is refused before any of it
+ * is taken, with the same 400 the listener's check gave). `span_count` is not used. */
 static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t span_count,
                        void *arg)
 {
     shard *me = arg;
     sampler *s = me->s;
     rt_otlp_result res = {.status = RT_OTLP_OK};
+    char why[RT_OTLP_ERR_MAX];
+    (void)span_count;
     rt_counter_inc(s->requests[rt_otlp_call_transport(call)]);
-    if (span_count == 0) {
-        rt_otlp_call_respond(call, &res);
-        return;
-    }
     if (rt_sampler_ts(s->cfg)->block_on_overflow) {
         for (unsigned i = 0; i < s->n; i++) {
             if (atomic_load_explicit(&s->shards[i].full, memory_order_relaxed)) {
-                rt_counter_add(s->throttled_spans, span_count);
+                size_t n = 0;
+                if (rt_otlp_validate(pb, len, &n, why, sizeof why) != 0) {
+                    refuse_malformed(call, why);
+                    return;
+                }
+                if (n == 0) {
+                    break; /* nothing to hold back */
+                }
+                rt_counter_add(s->throttled_spans, n);
                 rt_otlp_result_set(&res, RT_OTLP_THROTTLED,
                                    "trace buffer full (block_on_overflow); retry later");
                 res.retry_after_s = 1;
@@ -125,7 +142,11 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
         }
     }
     if (s->n == 1) {
-        shard_ingest(me, pb, len);
+        if (rt_tbuf_ingest_checked(me->tbuf, pb, len, rt_clock_mono_ns(), why, sizeof why) < 0) {
+            refuse_malformed(call, why);
+            return;
+        }
+        atomic_store_explicit(&me->full, rt_tbuf_full(me->tbuf), memory_order_relaxed);
         rt_otlp_call_respond(call, &res);
         return;
     }
@@ -138,7 +159,7 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
     }
     rt_otlp_scan it;
     rt_otlp_span_view v;
-    rt_otlp_scan_init_ids(&it, pb, len); /* only trace ids are needed to split */
+    rt_otlp_scan_init_checked(&it, pb, len); /* nothing is handed on before the end */
     int rc;
     while ((rc = rt_otlp_scan_next(&it, &v)) == 1) {
         unsigned k = rt_tbuf_shard_of(v.trace_id.p, v.trace_id.len, s->n);
@@ -156,9 +177,8 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
         }
         rt_otlp_enc_span(e, v.span.p, v.span.len);
     }
-    if (rc < 0) { /* cannot happen after validation; answer honestly if it does */
-        rt_otlp_result_set(&res, RT_OTLP_BAD_DATA, "%s", it.err);
-        rt_otlp_call_respond(call, &res);
+    if (rc < 0) {
+        refuse_malformed(call, it.err);
         return;
     }
     for (unsigned i = 0; i < s->n; i++) {
@@ -443,6 +463,7 @@ static int setup(rt_daemon *d, void *cfgp)
     }
     s->drained_ev = event_new(rt_daemon_main_base(d), -1, 0, on_drained, s);
     char err[600];
+    s->cfg->listeners.handler_checks = true; /* on_request's walk is the check */
     s->intake =
         rt_intake_open(&s->cfg->listeners, pool, on_request, worker_arg, s, err, sizeof err);
     if (s->intake == NULL) {

@@ -280,6 +280,11 @@ size_t rt_policy_state_size(const rt_policy_engine *e)
     return e->set->state_size;
 }
 
+const rt_otlp_keyset *rt_policy_engine_keys(const rt_policy_engine *e)
+{
+    return &e->set->keys;
+}
+
 void rt_policy_state_init(const rt_policy_engine *e, void *state)
 {
     if (e->set->state_size > 0) {
@@ -294,7 +299,9 @@ void rt_policy_observe(rt_policy_engine *e, void *state, const rt_otlp_span_view
     ps.v = v;
     ps.keys = &set->keys;
     ps.res = &e->res;
-    ps.span_indexed = ps.res_checked = false; /* span_kv is filled when first needed */
+    ps.res_checked = false;
+    /* The walk's index when it was made for this set's keys; else built when first needed. */
+    ps.span_kv = v->attr_keys == &set->keys ? v->attr_kv : NULL;
     for (size_t i = 0; i < set->n_observers; i++) {
         const rt_pol_node *n = set->observers[i];
         n->ops->observe(n->cfg, (uint8_t *)state + n->state_off, &ps);

@@ -79,8 +79,11 @@ const rt_policy_set *rt_policy_engine_set(const rt_policy_engine *e);
 
 /* Bytes of per-trace state (a multiple of 8; may be 0). */
 size_t rt_policy_state_size(const rt_policy_engine *e);
+/* The span attribute keys the engine's policies look up: pass them to
+ * rt_otlp_scan_next_keyed and rt_policy_observe uses the walk's index. */
+const rt_otlp_keyset *rt_policy_engine_keys(const rt_policy_engine *e);
 void rt_policy_state_init(const rt_policy_engine *e, void *state);
-/* Account one span. `v` is a span view from rt_otlp_scan_next (or rt_otlp_span_parse with the
+/* Account one span. `v` is a span view from rt_otlp_scan_next[_keyed] (or rt_otlp_span_parse with the
  * resource/scope slices filled in), so v->resource gives resource attributes. Malformed nested
  * attributes are ignored (the request was validated on receipt). The engine keeps the attribute
  * index of the last resource seen, so an engine is observed from one thread at a time. */

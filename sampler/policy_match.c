@@ -36,18 +36,7 @@ static bool offer(const rt_otlp_value *val, bool on_span, rt_pol_value_fn fn, co
 
 void rt_pol_keys_add(rt_pol_keys *reg, rt_pol_key *k)
 {
-    for (size_t i = 0; i < reg->n; i++) {
-        if (reg->key[i].len == k->len && memcmp(reg->key[i].p, k->s, k->len) == 0) {
-            k->id = (int)i;
-            return;
-        }
-    }
-    if (reg->n == RT_POL_MAX_KEYS) {
-        k->id = -1;
-        return;
-    }
-    reg->key[reg->n] = (rt_pb_slice){(const uint8_t *)k->s, k->len};
-    k->id = (int)reg->n++;
+    k->id = rt_otlp_keyset_add(reg, (const uint8_t *)k->s, k->len);
 }
 
 void rt_pol_res_index_free(rt_pol_res_index *r)
@@ -81,7 +70,7 @@ static bool res_index(rt_pol_span *ps)
     r->len = v->resource.len;
     /* A malformed list keeps what was found before the bad bytes, as a key-by-key lookup
      * would; the request was validated on receipt anyway. */
-    rt_otlp_attr_index(r->bytes, r->len, RT_OTLP_RESOURCE_ATTRS, ps->keys->key, ps->keys->n, r->kv);
+    rt_otlp_attr_index(r->bytes, r->len, RT_OTLP_RESOURCE_ATTRS, ps->keys, r->kv);
     return true;
 }
 
@@ -98,10 +87,9 @@ static bool lookup(rt_pol_span *ps, bool on_span, const rt_pol_key *k, rt_otlp_a
     }
     rt_pb_slice kv;
     if (on_span) {
-        if (!ps->span_indexed) {
-            rt_otlp_attr_index(v->span.p, v->span.len, RT_OTLP_SPAN_ATTRS, ps->keys->key,
-                               ps->keys->n, ps->span_kv);
-            ps->span_indexed = true;
+        if (ps->span_kv == NULL) {
+            rt_otlp_attr_index(v->span.p, v->span.len, RT_OTLP_SPAN_ATTRS, ps->keys, ps->own_kv);
+            ps->span_kv = ps->own_kv;
         }
         kv = ps->span_kv[k->id];
     } else {

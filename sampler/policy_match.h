@@ -50,7 +50,7 @@ extern const char *const rt_pol_scope_choices[];
  * bytes (compared by content, so a reused request buffer cannot fool it). A set with more than
  * RT_POL_MAX_KEYS distinct keys looks the others up key by key, as before. */
 
-#define RT_POL_MAX_KEYS 32
+#define RT_POL_MAX_KEYS RT_OTLP_KEYSET_MAX
 
 /* An attribute key as a policy holds it. */
 typedef struct rt_pol_key {
@@ -59,11 +59,9 @@ typedef struct rt_pol_key {
     int id; /* index in the set's rt_pol_keys, -1 = not registered (looked up key by key) */
 } rt_pol_key;
 
-/* The distinct keys of a policy set. */
-typedef struct rt_pol_keys {
-    size_t n;
-    rt_pb_slice key[RT_POL_MAX_KEYS]; /* refs to the policies' strings */
-} rt_pol_keys;
+/* The distinct keys of a policy set (refs to the policies' strings). The trace buffer hands it
+ * to the span walk (rt_otlp_scan_next_keyed), so the index is made while the span is parsed. */
+typedef rt_otlp_keyset rt_pol_keys;
 
 /* Register k (s and len set) in `reg`: k->id becomes its index (shared with an equal key), or
  * -1 when the registry is full. */
@@ -78,13 +76,15 @@ typedef struct rt_pol_res_index {
 
 void rt_pol_res_index_free(rt_pol_res_index *r);
 
-/* One span as the policies observe it: the view, plus the attribute index built on first use. */
+/* One span as the policies observe it: the view, plus the attribute index (the walk's, when
+ * it indexed by this set's keys; else built here on first use). */
 typedef struct rt_pol_span {
     const rt_otlp_span_view *v;
     const rt_pol_keys *keys; /* ref: the set's */
     rt_pol_res_index *res;   /* ref: the engine's */
-    bool span_indexed, res_checked;
-    rt_pb_slice span_kv[RT_POL_MAX_KEYS];
+    bool res_checked;
+    const rt_pb_slice *span_kv; /* NULL until indexed */
+    rt_pb_slice own_kv[RT_POL_MAX_KEYS];
 } rt_pol_span;
 
 /* Called for each value found; `on_span` is true for a span attribute, false for a resource

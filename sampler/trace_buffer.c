@@ -44,6 +44,7 @@
 
 #include <murmurhash.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,6 +153,10 @@ struct rt_tbuf {
     rt_buf gather;  /* spans that continue across arena blocks, made contiguous */
     span_rec *recs;
     size_t cap_recs;
+    rt_otlp_span_view *views; /* one request's spans, walked before any is taken */
+    size_t cap_views;
+    rt_pb_slice *kvs; /* their attribute indexes, keys->n per span */
+    size_t cap_kvs;
 
     rt_metrics_registry *own_reg; /* a private registry when the caller gave none */
     tbuf_metrics m;
@@ -1331,6 +1336,8 @@ void rt_tbuf_free(rt_tbuf *b)
     rt_buf_free(&b->ts);
     rt_buf_free(&b->gather);
     free(b->recs);
+    free(b->views);
+    free(b->kvs);
     free(b->attr_key);
     free(b->id_val);
     rt_metrics_registry_free(b->own_reg);
@@ -1347,28 +1354,77 @@ unsigned rt_tbuf_shard_of(const uint8_t *trace_id, size_t len, unsigned n_shards
     return h % n_shards;
 }
 
-long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
+/* Walk all of `req` (checked when `check`) into b->views, each span's attributes indexed by the
+ * engine's keys in the same walk. Returns the number of spans, or -1 with it->err set. */
+static long walk_request(rt_tbuf *b, rt_otlp_scan *it, const uint8_t *req, size_t len, bool check)
 {
-    rt_otlp_scan it;
-    rt_otlp_span_view v;
-    req_ctx rc = {0};
-    long taken = 0;
+    const rt_otlp_keyset *ks = rt_policy_engine_keys(b->engine);
+    size_t nk = ks->n;
+    size_t n = 0;
     int r;
-    reservoir_roll(b, now_ns);
-    rt_otlp_scan_init(&it, req, len);
-    while ((r = rt_otlp_scan_next(&it, &v)) == 1) {
-        ingest_span(b, &v, &rc, now_ns);
-        taken++;
+    if (check) {
+        rt_otlp_scan_init_checked(it, req, len);
+    } else {
+        rt_otlp_scan_init(it, req, len);
     }
-    ctx_release(b, &rc);
-    rt_counter_add(b->m.spans_received, (uint64_t)taken);
-    sync_gauges(b);
+    for (;;) {
+        if (n == b->cap_views) {
+            b->cap_views = b->cap_views ? b->cap_views * 2 : 64;
+            b->views = rt_realloc(b->views, b->cap_views * sizeof(*b->views));
+        }
+        if ((n + 1) * nk > b->cap_kvs) {
+            b->cap_kvs = b->cap_views * nk;
+            b->kvs = rt_realloc(b->kvs, b->cap_kvs * sizeof(*b->kvs));
+        }
+        r = rt_otlp_scan_next_keyed(it, &b->views[n], nk ? ks : NULL, nk ? b->kvs + n * nk : NULL);
+        if (r != 1) {
+            break;
+        }
+        n++;
+    }
     if (r < 0) {
-        RT_LOG_RL(RT_LOG_ERROR, "trace buffer: malformed request", "reason=\"%s\" spans_taken=%ld",
-                  it.err, taken);
         return -1;
     }
-    return taken;
+    for (size_t i = 0; i < n && nk; i++) {
+        b->views[i].attr_kv = b->kvs + i * nk; /* kvs may have moved while it grew */
+    }
+    return (long)n;
+}
+
+static long ingest(rt_tbuf *b, const uint8_t *req, size_t len, bool check, uint64_t now_ns,
+                   char *err, size_t errlen)
+{
+    rt_otlp_scan it;
+    long n = walk_request(b, &it, req, len, check);
+    if (n < 0) {
+        snprintf(err, errlen, "%s", it.err);
+        return -1;
+    }
+    req_ctx rc = {0};
+    reservoir_roll(b, now_ns);
+    for (long i = 0; i < n; i++) {
+        ingest_span(b, &b->views[i], &rc, now_ns);
+    }
+    ctx_release(b, &rc);
+    rt_counter_add(b->m.spans_received, (uint64_t)n);
+    sync_gauges(b);
+    return n;
+}
+
+long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
+{
+    char err[RT_OTLP_ERR_MAX];
+    long n = ingest(b, req, len, false, now_ns, err, sizeof(err));
+    if (n < 0) {
+        RT_LOG_RL(RT_LOG_ERROR, "trace buffer: malformed request", "reason=\"%s\"", err);
+    }
+    return n;
+}
+
+long rt_tbuf_ingest_checked(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns,
+                            char *err, size_t errlen)
+{
+    return ingest(b, req, len, true, now_ns, err, errlen);
 }
 
 void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns)

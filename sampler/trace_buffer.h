@@ -146,9 +146,16 @@ unsigned rt_tbuf_shard_of(const uint8_t *trace_id, size_t len, unsigned n_shards
  * this buffer. Spans of decided traces follow the cached decision at once; duplicates are
  * discarded. May decide older traces early to stay within bounds (and emit them). Returns the
  * number of spans taken (buffered, emitted or discarded as above: all of them), or -1 if `req`
- * turns out malformed (the spans before the bad byte stay taken; callers pass validated
- * requests, so this is a bug guard). */
+ * turns out malformed (logged; nothing is taken: the whole request is walked before any span
+ * is, and callers pass validated requests, so this is a bug guard). */
 long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns);
+
+/* rt_tbuf_ingest for a request nobody has checked yet: the walk that parses the spans also
+ * checks everything rt_otlp_validate checks, so a request is read once, not validated and then
+ * parsed. Malformed: -1 with the reason in `err` (naming the place, e.g.
+ * "resource_spans[0].scope_spans[1].spans[3]: Span: ..."), and nothing is taken. */
+long rt_tbuf_ingest_checked(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns,
+                            char *err, size_t errlen);
 
 /* Decide every trace that is due at `now_ns`. Call from a periodic timer (every ~10-100 ms). */
 void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns);

@@ -91,6 +91,18 @@ done
 [ -n "$port" ] || { cat "$tmp/sampler.log"; fail "sampler did not start"; }
 curl -sf "http://127.0.0.1:$admin/readyz" > /dev/null || fail "sampler not ready"
 
+# A request malformed deep inside (its one span's attribute value has the wrong wire type, which
+# only a full check sees) is refused with 400 and a message naming the place; nothing of it is
+# counted as received (checked below), and the sampler serves on.
+tid=$(printf '\\x%02x' $(seq 1 16)) # trace id 01..10, as printf escapes
+printf "\\x0a\\x1f\\x12\\x1d\\x12\\x1b\\x0a\\x10$tid\\x4a\\x07\\x0a\\x01k\\x12\\x02\\x08\\x01" > "$tmp/bad.pb"
+[ "$(stat -c %s "$tmp/bad.pb")" = 33 ] || fail "malformed request: built $(stat -c %s "$tmp/bad.pb") bytes"
+code=$(curl -s -o "$tmp/bad.out" -w '%{http_code}' -H 'Content-Type: application/x-protobuf' \
+  --data-binary @"$tmp/bad.pb" "http://127.0.0.1:$port/v1/traces")
+[ "$code" = 400 ] || fail "malformed request answered $code"
+grep -aq 'spans\[0\]: AnyValue: field string_value (1): wrong wire type' "$tmp/bad.out" \
+  || fail "400 body does not say what is wrong: $(tr -c '[:print:]' . < "$tmp/bad.out")"
+
 # 1,500 agent turns (about 115,000 spans) in many requests, spans of a turn spread over them.
 "$LG" --endpoint "127.0.0.1:$port" --profile seed --turns 1500 --compressed-time \
   --batch-spans 200 --connections 4 --seed 7 --manifest "$tmp/manifest.jsonl" \

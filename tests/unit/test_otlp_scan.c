@@ -255,6 +255,46 @@ static size_t compare_request(const uint8_t *buf, size_t len, const Req *dec, in
     return spans;
 }
 
+/* The checked walk (rt_otlp_scan_init_checked) to the end, indexing two keys on the way: 0 with
+ * the span count, or -1 with its message in err. */
+static int checked_walk(const uint8_t *p, size_t n, size_t *count, char *err, size_t errlen)
+{
+    rt_otlp_keyset ks = {0};
+    rt_otlp_keyset_add(&ks, (const uint8_t *)"service.name", 12);
+    rt_otlp_keyset_add(&ks, (const uint8_t *)"k", 1);
+    rt_otlp_scan it;
+    rt_otlp_span_view v;
+    rt_pb_slice kv[2];
+    int rc;
+    rt_otlp_scan_init_checked(&it, p, n);
+    *count = 0;
+    while ((rc = rt_otlp_scan_next_keyed(&it, &v, &ks, kv)) == 1) {
+        (*count)++;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "%s", it.err);
+    }
+    return rc;
+}
+
+/* rt_otlp_validate and the checked walk give the same verdict (and span count) on `p`. */
+static void expect_checked_walk_agrees(const uint8_t *p, size_t n)
+{
+    size_t vcount = 0, ccount = 0;
+    char verr[RT_OTLP_ERR_MAX], cerr[RT_OTLP_ERR_MAX];
+    int vr = rt_otlp_validate(p, n, &vcount, verr, sizeof(verr));
+    int cr = checked_walk(p, n, &ccount, cerr, sizeof(cerr));
+    if (vr != cr) {
+        fail_msg("validate %d (%s) but the checked walk %d (%s)", vr, vr ? verr : "-", cr,
+                 cr ? cerr : "-");
+    }
+    if (vr == 0) {
+        assert_int_equal(ccount, vcount);
+    } else {
+        assert_non_null(strstr(cerr, "at byte "));
+    }
+}
+
 static void test_scan_matches_protobuf_c_for_generated_requests(void **state)
 {
     size_t total_spans = 0;
@@ -271,6 +311,17 @@ static void test_scan_matches_protobuf_c_for_generated_requests(void **state)
             fail_msg("seed %llu: validate: %s", (unsigned long long)seed, err);
         }
         assert_int_equal(vcount, spans);
+        expect_checked_walk_agrees(buf, len);
+        /* The checked walk hands out the same views as the plain one. */
+        rt_otlp_scan a, b;
+        rt_otlp_span_view va, vb;
+        rt_otlp_scan_init(&a, buf, len);
+        rt_otlp_scan_init_checked(&b, buf, len);
+        while (rt_otlp_scan_next(&a, &va) == 1) {
+            assert_int_equal(rt_otlp_scan_next(&b, &vb), 1);
+            assert_memory_equal(&va, &vb, sizeof(va));
+        }
+        assert_int_equal(rt_otlp_scan_next(&b, &vb), 0);
         total_spans += spans;
         rt_gen_unpack_free(dec);
         free(buf);
@@ -510,6 +561,7 @@ static void test_every_truncation_stops_cleanly(void **state)
             int vr = rt_otlp_validate(p, cut, &vcount, err, sizeof(err));
             int sr = scan_all(p, cut, &scount);
             assert_int_not_equal(sr, -2); /* a span that is yielded is whole */
+            expect_checked_walk_agrees(p, cut);
             /* The validator and the walker agree on every prefix. */
             assert_int_equal(vr, sr);
             Req *dec = rt_gen_unpack(p, cut);
@@ -558,6 +610,7 @@ static int check_hostile(const uint8_t *data, size_t n)
     char err[RT_OTLP_ERR_MAX];
     int vr = rt_otlp_validate(p, n, &vcount, err, sizeof(err));
     int sr = scan_all(p, n, &scount);
+    expect_checked_walk_agrees(p, n);
     Req *dec = rt_gen_unpack(p, n);
     if (vr == 0) {
         /* Valid: the walker yields every span without error and matches protobuf-c exactly. */
@@ -1004,14 +1057,20 @@ static void test_attr_index_agrees_with_attr_find(void **state)
     rt_pb_append_len_field(&msg, 9, kv.data, kv.len);
     rt_buf_free(&kv);
 
-    const char *want_keys[] = {"dup", "a", "missing", "zz", "ignored", "service.name"};
+    /* k65 is 65 bytes long: it shares a length bucket (65 % 64) with "a". */
+    const char *k65 = "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk";
+    const char *want_keys[] = {"dup", "a", "missing", "zz", "ignored", "service.name", k65};
     size_t n = sizeof want_keys / sizeof want_keys[0];
-    rt_pb_slice ks[8], got[8];
+    rt_otlp_keyset ks = {0};
+    rt_pb_slice got[8];
     for (size_t i = 0; i < n; i++) {
-        ks[i] = (rt_pb_slice){(const uint8_t *)want_keys[i], strlen(want_keys[i])};
+        assert_int_equal(
+            rt_otlp_keyset_add(&ks, (const uint8_t *)want_keys[i], strlen(want_keys[i])), (int)i);
     }
+    assert_int_equal(rt_otlp_keyset_add(&ks, (const uint8_t *)"zz", 2), 3); /* already there */
+    assert_int_equal(strlen(k65), 65);
     for (size_t cut = msg.len + 1; cut-- > 0;) {
-        int rc = rt_otlp_attr_index(msg.data, cut, RT_OTLP_SPAN_ATTRS, ks, n, got);
+        int rc = rt_otlp_attr_index(msg.data, cut, RT_OTLP_SPAN_ATTRS, &ks, got);
         int found = 0;
         bool any_bad = false;
         for (size_t i = 0; i < n; i++) {
@@ -1039,7 +1098,7 @@ static void test_attr_index_agrees_with_attr_find(void **state)
         }
     }
     /* The whole message: first occurrences. */
-    assert_int_equal(rt_otlp_attr_index(msg.data, msg.len, RT_OTLP_SPAN_ATTRS, ks, n, got), 4);
+    assert_int_equal(rt_otlp_attr_index(msg.data, msg.len, RT_OTLP_SPAN_ATTRS, &ks, got), 4);
     rt_otlp_attr a;
     assert_int_equal(rt_otlp_keyvalue_decode(got[1].p, got[1].len, &a), 0);
     assert_int_equal(a.value.s.len, 1); /* "1", not "second-a" */
@@ -1047,6 +1106,39 @@ static void test_attr_index_agrees_with_attr_find(void **state)
     assert_memory_equal(a.value.s.p, "first", 5);
     assert_null(got[2].p);
     assert_null(got[4].p);
+
+    /* The span walk indexes the same KeyValues, checked or not. */
+    rt_buf ss = RT_BUF_INIT, rs = RT_BUF_INIT, req = RT_BUF_INIT;
+    rt_pb_append_len_field(&ss, 2, msg.data, msg.len);
+    rt_pb_append_len_field(&rs, 2, ss.data, ss.len);
+    rt_pb_append_len_field(&req, 1, rs.data, rs.len);
+    for (int check = 0; check < 2; check++) {
+        rt_otlp_scan it;
+        rt_otlp_span_view v;
+        rt_pb_slice walk[8];
+        if (check) {
+            rt_otlp_scan_init_checked(&it, req.data, req.len);
+        } else {
+            rt_otlp_scan_init(&it, req.data, req.len);
+        }
+        assert_int_equal(rt_otlp_scan_next_keyed(&it, &v, &ks, walk), 1);
+        assert_ptr_equal(v.attr_keys, &ks);
+        assert_ptr_equal(v.attr_kv, walk);
+        assert_int_equal(v.n_attributes, 7);
+        for (size_t i = 0; i < n; i++) {
+            if (got[i].p == NULL) {
+                assert_null(walk[i].p);
+                continue;
+            }
+            assert_non_null(walk[i].p);
+            assert_int_equal(walk[i].p - v.span.p, got[i].p - msg.data);
+            assert_int_equal(walk[i].len, got[i].len);
+        }
+        assert_int_equal(rt_otlp_scan_next_keyed(&it, &v, &ks, walk), 0);
+    }
+    rt_buf_free(&ss);
+    rt_buf_free(&rs);
+    rt_buf_free(&req);
     rt_buf_free(&msg);
 }
 
@@ -1065,6 +1157,8 @@ static void test_validate_depth_limit(void **state)
     rt_buf_reset(&req);
     build_nested(&req, RT_OTLP_MAX_DEPTH + 1);
     assert_int_equal(rt_otlp_validate(req.data, req.len, &n, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "deeper than 64"));
+    assert_int_equal(checked_walk(req.data, req.len, &n, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "deeper than 64"));
     rt_buf_free(&req);
 }

@@ -910,6 +910,48 @@ static void test_spans_across_arena_blocks_come_back_whole(void **state)
     fx_free(f);
 }
 
+/* A request nobody checked yet: rt_tbuf_ingest_checked refuses it whole when its last span is
+ * malformed deep inside (an attribute value only a full check looks at), naming the span, and
+ * takes nothing of the spans before it; the same request intact is taken, and the attribute
+ * policy reads the index the checking walk made. */
+static void test_checked_ingest_refuses_a_malformed_request_whole(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    fx *f = fx_new(&o, POLICIES_ERRORS_OR_TAGGED);
+    sp s[] = {{.trace = 1, .span = 1},
+              {.trace = 2, .span = 1},
+              {.trace = 1, .span = 2, .parent = 1, .keep = "yes"}};
+    size_t len;
+    uint8_t *req = build(s, 3, &len);
+    uint8_t *bad = malloc(len);
+    memcpy(bad, req, len);
+    uint8_t *at = memmem(bad, len, "yes", 3);
+    assert_non_null(at);
+    assert_int_equal(at[-2], 0x0A); /* AnyValue.string_value, length-delimited */
+    at[-2] = 0x08;                  /* ... now a varint: the value is malformed */
+    char err[RT_OTLP_ERR_MAX] = "";
+    assert_int_equal(rt_tbuf_ingest_checked(f->b, bad, len, f->now, err, sizeof err), -1);
+    if (strstr(err, "scope_spans[0].spans[2]") == NULL || strstr(err, "at byte ") == NULL) {
+        fail_msg("error does not name the span and byte: %s", err);
+    }
+    assert_int_equal(pending(f), 0);
+    assert_int_equal(ctr(f, "ringtail_sampler_spans_received_total", NULL, NULL, NULL, NULL), 0);
+
+    assert_int_equal(rt_tbuf_ingest_checked(f->b, req, len, f->now, err, sizeof err), 3);
+    f->spans_ingested += 3;
+    tick(f, T0 + 1 * SEC);
+    assert_int_equal(f->n_out, 1);
+    size_t n;
+    assert_int_equal(check_emitted(f, 0, "tagged", &n), 1);
+    assert_int_equal(n, 2);
+    assert_conservation(f);
+    free(bad);
+    free(req);
+    fx_free(f);
+}
+
 static void test_trace_over_max_trace_bytes_is_discarded(void **state)
 {
     (void)state;
@@ -1233,6 +1275,7 @@ int main(void)
         cmocka_unit_test(test_emitted_request_keeps_resources_and_scopes),
         cmocka_unit_test(test_reload_reobserves_buffered_spans),
         cmocka_unit_test(test_spans_across_arena_blocks_come_back_whole),
+        cmocka_unit_test(test_checked_ingest_refuses_a_malformed_request_whole),
         cmocka_unit_test(test_trace_over_max_trace_bytes_is_discarded),
         cmocka_unit_test(test_1e5_pending_traces_each_decided_on_time),
         cmocka_unit_test(test_memory_per_buffered_span_within_target),
