@@ -70,7 +70,7 @@ spans=$(jq -r .spans_acked "$out/lg.json")
 kept=$(jq -r .spans_received "$out/sink.json")
 total=$(awk '/Collected :/ {print $4}' "$out/sampler.log")
 awk -v t="$total" -v s="$spans" -v k="$kept" -v p="$policies" 'BEGIN {
-  printf "sampler: %d spans in, %d exported (%.1f %%), %d instructions, %.0f per span in (%s)\n",
+  printf "sampler: %d spans in, %d exported (%.1f %%), %.0f instructions, %.0f per span in (%s)\n",
     s, k, 100 * k / s, t, t / s, p }'
 echo "--- inclusive (per span) ---"
 callgrind_annotate --inclusive=yes "$out/cg.out" 2>/dev/null | awk -v s="$spans" '

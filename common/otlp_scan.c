@@ -809,8 +809,64 @@ int rt_otlp_attr_index(const uint8_t *msg, size_t len, uint32_t field, const rt_
     return rc < 0 ? -1 : (int)found;
 }
 
+/* An AnyValue laid out the common way (one member; strings, bytes, arrays and kvlists with a
+ * one-byte length), decoded without the general walk. False: some other layout, which the
+ * general walk decodes (it gives the same result for these). */
+static inline bool value_canonical_decode(rt_pb_slice a, rt_otlp_value *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (a.len == 0) {
+        return true;
+    }
+    size_t pos = 1;
+    uint64_t u;
+    switch (a.p[0]) {
+    case 0x0A: /* string_value */
+    case 0x2A: /* array_value */
+    case 0x32: /* kvlist_value */
+    case 0x3A: /* bytes_value */
+        if (a.len < 2 || a.p[1] >= 0x80 || (size_t)a.p[1] + 2 != a.len) {
+            return false;
+        }
+        out->type = a.p[0] == 0x0A   ? RT_OTLP_VAL_STRING
+                    : a.p[0] == 0x2A ? RT_OTLP_VAL_ARRAY
+                    : a.p[0] == 0x32 ? RT_OTLP_VAL_KVLIST
+                                     : RT_OTLP_VAL_BYTES;
+        out->s = (rt_pb_slice){a.p + 2, a.p[1]};
+        return true;
+    case 0x21: /* double_value */
+        if (a.len != 9 || rt_pb_read_fixed64(a.p, a.len, &pos, &u) != 0) {
+            return false;
+        }
+        out->type = RT_OTLP_VAL_DOUBLE;
+        memcpy(&out->d, &u, sizeof(out->d));
+        return true;
+    case 0x10: /* bool_value */
+    case 0x18: /* int_value */
+        if (rt_pb_read_varint(a.p, a.len, &pos, &u) != 0 || pos != a.len) {
+            return false;
+        }
+        if (a.p[0] == 0x10) {
+            out->type = RT_OTLP_VAL_BOOL;
+            out->b = u != 0;
+        } else {
+            out->type = RT_OTLP_VAL_INT;
+            out->i = (int64_t)u;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
 int rt_otlp_keyvalue_decode(const uint8_t *kv, size_t len, rt_otlp_attr *out)
 {
+    rt_pb_slice key, any;
+    if (kv_canonical((rt_pb_slice){kv, len}, &key, &any) && value_canonical_decode(any, &out->value)) {
+        out->key = key;
+        out->kv = (rt_pb_slice){kv, len};
+        return 0;
+    }
     char err[RT_OTLP_ERR_MAX];
     return keyvalue_decode(kv, len, out, kv, err, sizeof err);
 }

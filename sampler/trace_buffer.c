@@ -150,8 +150,13 @@ struct rt_tbuf {
     rt_buf out;
     rt_buf scratch; /* kept spans with their adjusted count and trace_state appended */
     rt_buf ts;      /* one rewritten trace_state */
+    /* The last rewrite, reused while the spans of a kept trace carry the same trace_state
+     * (they nearly always do): its input, count and combined count; `ts` is its output. */
+    rt_buf ts_in;
+    double ts_count, ts_combined;
+    bool ts_valid;
     rt_buf gather;  /* spans that continue across arena blocks, made contiguous */
-    span_rec *recs;
+    span_rec *recs, *sorted; /* cap_recs each */
     size_t cap_recs;
     rt_otlp_span_view *views; /* one request's spans, walked before any is taken */
     size_t cap_views;
@@ -752,6 +757,43 @@ static int rec_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : (x->seq > y->seq);
 }
 
+/* t's k records (in arrival order) ordered by (resource, scope), arrival order inside: one sweep
+ * per distinct pair, which a trace has few of (rec_cmp's qsort when it has many). Returns
+ * b->recs or b->sorted. */
+static span_rec *order_recs(rt_tbuf *b, trace *t, size_t k)
+{
+    uint32_t n = t->n_pairs;
+    if (n <= 1) {
+        return b->recs; /* one pair: arrival order is the order */
+    }
+    if (n <= PAIRS_INLINE) {
+        uint32_t pr[PAIRS_INLINE][2];
+        memcpy(pr, pairs_of(t), n * sizeof(*pr));
+        for (uint32_t i = 1; i < n; i++) { /* insertion sort by (res, scope) */
+            uint32_t r = pr[i][0], sc = pr[i][1], j = i;
+            for (; j > 0 && (pr[j - 1][0] > r || (pr[j - 1][0] == r && pr[j - 1][1] > sc)); j--) {
+                pr[j][0] = pr[j - 1][0];
+                pr[j][1] = pr[j - 1][1];
+            }
+            pr[j][0] = r;
+            pr[j][1] = sc;
+        }
+        size_t o = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            for (size_t j = 0; j < k; j++) {
+                if (b->recs[j].res == pr[i][0] && b->recs[j].scope == pr[i][1]) {
+                    b->sorted[o++] = b->recs[j];
+                }
+            }
+        }
+        if (o == k) {
+            return b->sorted;
+        }
+    }
+    qsort(b->recs, k, sizeof(*b->recs), rec_cmp);
+    return b->recs;
+}
+
 /* Open a ResourceSpans in the output, signed with the sampler id attribute when configured. */
 static void enc_resource(rt_tbuf *b, const uint8_t *res, size_t len, const uint8_t *url,
                          size_t url_len)
@@ -811,9 +853,17 @@ static void append_kept_span(rt_tbuf *b, rt_buf *out, const uint8_t *p, size_t l
                              double count)
 {
     rt_buf_append(out, p, len);
-    rt_buf_reset(&b->ts);
-    double c =
-        rt_adj_tracestate_rewrite(old.p ? old.p : (const uint8_t *)"", old.len, count, &b->ts);
+    if (!b->ts_valid || b->ts_count != count || b->ts_in.len != old.len ||
+        (old.len > 0 && memcmp(b->ts_in.data, old.p, old.len) != 0)) {
+        rt_buf_reset(&b->ts);
+        b->ts_combined =
+            rt_adj_tracestate_rewrite(old.p ? old.p : (const uint8_t *)"", old.len, count, &b->ts);
+        rt_buf_reset(&b->ts_in);
+        rt_buf_append(&b->ts_in, old.p, old.len);
+        b->ts_count = count;
+        b->ts_valid = true;
+    }
+    double c = b->ts_combined;
     if (c != RT_ADJ_UNKNOWN) {
         append_double_attr(out, RT_ADJ_ATTR, sizeof(RT_ADJ_ATTR) - 1, c);
     }
@@ -831,6 +881,7 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
     if (n > b->cap_recs) {
         b->cap_recs = n * 2;
         b->recs = rt_realloc(b->recs, b->cap_recs * sizeof(*b->recs));
+        b->sorted = rt_realloc(b->sorted, b->cap_recs * sizeof(*b->sorted));
     }
     size_t k = 0;
     rt_buf_reset(&b->gather);
@@ -844,13 +895,13 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
                                 .len = hdr[0],
                                 .seq = (uint32_t)k};
     }
-    qsort(b->recs, k, sizeof(*b->recs), rec_cmp);
+    span_rec *recs = order_recs(b, t, k);
     /* The encoder appends one string attribute to a borrowed span; the count attribute and the
      * trace_state need a copy of the span with them appended (one memcpy per kept span). The
      * copies go to `scratch` first, then are encoded, as scratch may move while it grows. */
     rt_buf_reset(&b->scratch);
     for (size_t i = 0; i < k; i++) {
-        span_rec *r = &b->recs[i];
+        span_rec *r = &recs[i];
         size_t at = b->scratch.len;
         append_kept_span(b, &b->scratch, r->p, r->len, span_tracestate(r->p, r->len), count);
         r->seq = (uint32_t)at;
@@ -860,14 +911,14 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
     rt_buf_reset(&b->out);
     rt_otlp_enc_begin(&b->enc, &b->out);
     for (size_t i = 0; i < k; i++) {
-        const span_rec *r = &b->recs[i];
-        bool new_res = i == 0 || r->res != b->recs[i - 1].res;
+        const span_rec *r = &recs[i];
+        bool new_res = i == 0 || r->res != recs[i - 1].res;
         if (new_res) {
             const rt_intern_block *blk = rt_intern_at(&b->res, r->res);
             enc_resource(b, rt_intern_msg(&b->res, r->res), blk->len,
                          rt_intern_url(&b->res, r->res), blk->url_len);
         }
-        if (new_res || r->scope != b->recs[i - 1].scope) {
+        if (new_res || r->scope != recs[i - 1].scope) {
             const rt_intern_block *blk = rt_intern_at(&b->scopes, r->scope);
             rt_otlp_enc_scope(&b->enc, rt_intern_msg(&b->scopes, r->scope), blk->len,
                               rt_intern_url(&b->scopes, r->scope), blk->url_len);
@@ -1295,6 +1346,7 @@ rt_tbuf *rt_tbuf_new(const rt_tbuf_opts *opts, rt_policy_engine *engine, rt_tbuf
     rt_buf_init(&b->out);
     rt_buf_init(&b->scratch);
     rt_buf_init(&b->ts);
+    rt_buf_init(&b->ts_in);
     rt_buf_init(&b->gather);
     if (!reg) {
         b->own_reg = rt_metrics_registry_new();
@@ -1334,8 +1386,10 @@ void rt_tbuf_free(rt_tbuf *b)
     rt_buf_free(&b->out);
     rt_buf_free(&b->scratch);
     rt_buf_free(&b->ts);
+    rt_buf_free(&b->ts_in);
     rt_buf_free(&b->gather);
     free(b->recs);
+    free(b->sorted);
     free(b->views);
     free(b->kvs);
     free(b->attr_key);

@@ -1142,6 +1142,51 @@ static void test_attr_index_agrees_with_attr_find(void **state)
     rt_buf_free(&msg);
 }
 
+/* rt_otlp_keyvalue_decode (with its fast path for the usual layout) decodes every attribute of
+ * the generated corpus (every value type, nested arrays and kvlists, long strings) exactly as
+ * the attribute iterator's general decoder does. */
+static void expect_same_attrs(const uint8_t *msg, size_t len, uint32_t field)
+{
+    rt_otlp_attr_iter ai;
+    rt_otlp_attr a, b;
+    rt_otlp_attr_iter_init(&ai, msg, len, field);
+    while (rt_otlp_attr_next(&ai, &a) == 1) {
+        memset(&b, 0x5a, sizeof(b));
+        assert_int_equal(rt_otlp_keyvalue_decode(a.kv.p, a.kv.len, &b), 0);
+        assert_ptr_equal(a.key.p, b.key.p);
+        assert_int_equal(a.key.len, b.key.len);
+        assert_ptr_equal(a.kv.p, b.kv.p);
+        assert_int_equal(a.kv.len, b.kv.len);
+        assert_int_equal(a.value.type, b.value.type);
+        assert_ptr_equal(a.value.s.p, b.value.s.p);
+        assert_int_equal(a.value.s.len, b.value.s.len);
+        assert_int_equal(a.value.i, b.value.i);
+        assert_memory_equal(&a.value.d, &b.value.d, sizeof(a.value.d));
+        assert_int_equal(a.value.b, b.value.b);
+    }
+}
+
+static void test_keyvalue_decode_agrees_with_the_iterator(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 200; seed++) {
+        Req *req = rt_gen_request(seed);
+        size_t len;
+        uint8_t *buf = rt_gen_pack(req, &len);
+        rt_gen_free(req);
+        rt_otlp_scan it;
+        rt_otlp_span_view v;
+        rt_otlp_scan_init(&it, buf, len);
+        while (rt_otlp_scan_next(&it, &v) == 1) {
+            expect_same_attrs(v.span.p, v.span.len, RT_OTLP_SPAN_ATTRS);
+            if (v.resource.p) {
+                expect_same_attrs(v.resource.p, v.resource.len, RT_OTLP_RESOURCE_ATTRS);
+            }
+        }
+        free(buf);
+    }
+}
+
 static void test_validate_depth_limit(void **state)
 {
     char err[RT_OTLP_ERR_MAX];
@@ -1636,6 +1681,7 @@ int main(void)
         cmocka_unit_test(test_last_occurrence_wins_and_order_is_free),
         cmocka_unit_test(test_validate_depth_limit),
         cmocka_unit_test(test_attr_index_agrees_with_attr_find),
+        cmocka_unit_test(test_keyvalue_decode_agrees_with_the_iterator),
         cmocka_unit_test(test_span_count_and_index_grouping),
         cmocka_unit_test(test_split_gives_each_owner_what_the_two_walk_path_gave),
         cmocka_unit_test(test_split_refuses_what_the_structure_check_refuses),
