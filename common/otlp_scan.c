@@ -582,7 +582,7 @@ static int keyvalue_decode(const uint8_t *kv, size_t len, rt_otlp_attr *out, con
     uint32_t f;
     int wt, rc;
     size_t tp;
-    rt_pb_slice s;
+    rt_pb_slice s = {NULL, 0};
     while ((rc = pc_next(&c, &f, &wt, &tp)) == 1) {
         switch (f) {
         case 1:

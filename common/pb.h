@@ -127,6 +127,12 @@ static inline int rt_pb_read_tag(const uint8_t *buf, size_t len, size_t *pos, ui
                                  int *wire)
 {
     size_t p = *pos;
+    if (p < len && buf[p] < 0x80 && buf[p] >= 8) { /* one byte, field 1..15: most tags */
+        *field = (uint32_t)buf[p] >> 3;
+        *wire = buf[p] & 7;
+        *pos = p + 1;
+        return 0;
+    }
     uint64_t t;
     int rc = rt_pb_read_varint(buf, len, &p, &t);
     if (rc != 0) {
@@ -148,6 +154,12 @@ static inline int rt_pb_read_tag(const uint8_t *buf, size_t len, size_t *pos, ui
 static inline int rt_pb_read_len(const uint8_t *buf, size_t len, size_t *pos, rt_pb_slice *out)
 {
     size_t p = *pos;
+    if (p < len && buf[p] < 0x80 && buf[p] < len - p) { /* one-byte length, within the input */
+        out->p = buf + p + 1;
+        out->len = buf[p];
+        *pos = p + 1 + buf[p];
+        return 0;
+    }
     uint64_t n;
     int rc = rt_pb_read_varint(buf, len, &p, &n);
     if (rc != 0) {
