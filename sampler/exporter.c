@@ -1023,8 +1023,13 @@ void rt_exporter_submit(rt_exporter *x, const uint8_t *req, size_t len, size_t s
             seal(be);
         }
         if (be->cur.len == 0) {
-            /* Size a new batch like the last one, so it is not grown by doubling every time. */
-            size_t want = be->last_batch_bytes > len ? be->last_batch_bytes : len;
+            /* Size a new batch like the last one and a quarter, so it is seldom grown (each
+             * growth copies the whole batch). */
+            size_t want = be->last_batch_bytes + be->last_batch_bytes / 4;
+            if (want > be->cfg->batch.max_bytes) {
+                want = be->cfg->batch.max_bytes;
+            }
+            want = want > len ? want : len;
             if (be->cur.cap < want) {
                 rt_buf_reserve(&be->cur, want);
             }

@@ -150,11 +150,14 @@ struct rt_tbuf {
     rt_buf out;
     rt_buf scratch; /* kept spans with their adjusted count and trace_state appended */
     rt_buf ts;      /* one rewritten trace_state */
-    /* The last rewrite, reused while the spans of a kept trace carry the same trace_state
-     * (they nearly always do): its input, count and combined count; `ts` is its output. */
+    /* What a kept span gets appended (append_kept_span), made once and reused while the spans
+     * of a kept trace carry the same trace_state (they nearly always do): made for trace_state
+     * `ts_in`, count `ts_count` and policy name `ts_policy` (one of `names`, which live as
+     * long as the buffer). */
+    rt_buf suffix;
     rt_buf ts_in;
-    double ts_count, ts_combined;
-    bool ts_valid;
+    double ts_count;
+    const char *ts_policy;
     rt_buf gather;  /* spans that continue across arena blocks, made contiguous */
     span_rec *recs, *sorted; /* cap_recs each */
     size_t cap_recs;
@@ -201,6 +204,10 @@ static inline uint64_t tid_hash(const uint8_t *id)
 
 static void trace_id_of(const rt_otlp_span_view *v, uint8_t id[16])
 {
+    if (v->trace_id.len == 16) { /* the valid case: a fixed-size copy */
+        memcpy(id, v->trace_id.p, 16);
+        return;
+    }
     memset(id, 0, 16);
     memcpy(id, v->trace_id.p, v->trace_id.len < 16 ? v->trace_id.len : 16);
 }
@@ -846,30 +853,36 @@ static void append_double_attr(rt_buf *out, const char *key, size_t klen, double
 }
 
 /* Append to `out` a copy of the span `p` (len bytes, whose trace_state is `old`) followed by
- * what a kept span gets: the RT_ADJ_ATTR attribute with the combined count when it is known,
- * and the trace_state rewritten for `count` as a new field 3 (last occurrence wins, so the span
- * is not re-encoded) unless the rewrite left it unchanged. */
+ * what a kept span gets, none of which re-encodes the span (appended fields: a repeated field
+ * grows, and for trace_state the last occurrence wins): the RT_ADJ_ATTR attribute with the
+ * combined count when it is known, the trace_state rewritten for `count` as a new field 3
+ * unless the rewrite left it unchanged, and the policy attribute naming `policy`. */
 static void append_kept_span(rt_tbuf *b, rt_buf *out, const uint8_t *p, size_t len, rt_pb_slice old,
-                             double count)
+                             double count, const char *policy)
 {
-    rt_buf_append(out, p, len);
-    if (!b->ts_valid || b->ts_count != count || b->ts_in.len != old.len ||
+    if (b->ts_policy != policy || b->ts_count != count || b->ts_in.len != old.len ||
         (old.len > 0 && memcmp(b->ts_in.data, old.p, old.len) != 0)) {
         rt_buf_reset(&b->ts);
-        b->ts_combined =
+        double c =
             rt_adj_tracestate_rewrite(old.p ? old.p : (const uint8_t *)"", old.len, count, &b->ts);
+        rt_buf_reset(&b->suffix);
+        if (c != RT_ADJ_UNKNOWN) {
+            append_double_attr(&b->suffix, RT_ADJ_ATTR, sizeof(RT_ADJ_ATTR) - 1, c);
+        }
+        if (b->ts.len != old.len || (old.len > 0 && memcmp(b->ts.data, old.p, old.len) != 0)) {
+            rt_pb_append_len_field(&b->suffix, 3, b->ts.data, b->ts.len);
+        }
+        rt_otlp_append_str_attr(&b->suffix, RT_OTLP_SPAN_ATTRS, b->attr_key, b->attr_klen, policy,
+                                strlen(policy));
         rt_buf_reset(&b->ts_in);
         rt_buf_append(&b->ts_in, old.p, old.len);
         b->ts_count = count;
-        b->ts_valid = true;
+        b->ts_policy = policy;
     }
-    double c = b->ts_combined;
-    if (c != RT_ADJ_UNKNOWN) {
-        append_double_attr(out, RT_ADJ_ATTR, sizeof(RT_ADJ_ATTR) - 1, c);
-    }
-    if (b->ts.len != old.len || (old.len > 0 && memcmp(b->ts.data, old.p, old.len) != 0)) {
-        rt_pb_append_len_field(out, 3, b->ts.data, b->ts.len);
-    }
+    uint8_t *dst = rt_buf_reserve(out, len + b->suffix.len);
+    memcpy(dst, p, len);
+    memcpy(dst + len, b->suffix.data, b->suffix.len);
+    out->len += len + b->suffix.len;
 }
 
 /* Encode every span of `t` (one ResourceSpans per resource, one ScopeSpans per scope in it,
@@ -896,18 +909,18 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
                                 .seq = (uint32_t)k};
     }
     span_rec *recs = order_recs(b, t, k);
-    /* The encoder appends one string attribute to a borrowed span; the count attribute and the
-     * trace_state need a copy of the span with them appended (one memcpy per kept span). The
-     * copies go to `scratch` first, then are encoded, as scratch may move while it grows. */
+    /* Each kept span is copied to `scratch` with what it gets appended (the same bytes for
+     * every span of the trace with the same trace_state), then encoded from there once scratch
+     * has stopped growing (it may move while it grows). */
     rt_buf_reset(&b->scratch);
     for (size_t i = 0; i < k; i++) {
         span_rec *r = &recs[i];
         size_t at = b->scratch.len;
-        append_kept_span(b, &b->scratch, r->p, r->len, span_tracestate(r->p, r->len), count);
+        append_kept_span(b, &b->scratch, r->p, r->len, span_tracestate(r->p, r->len), count,
+                         policy);
         r->seq = (uint32_t)at;
         r->len = (uint32_t)(b->scratch.len - at);
     }
-    size_t plen = strlen(policy);
     rt_buf_reset(&b->out);
     rt_otlp_enc_begin(&b->enc, &b->out);
     for (size_t i = 0; i < k; i++) {
@@ -923,8 +936,7 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
             rt_otlp_enc_scope(&b->enc, rt_intern_msg(&b->scopes, r->scope), blk->len,
                               rt_intern_url(&b->scopes, r->scope), blk->url_len);
         }
-        rt_otlp_enc_span_with_attr(&b->enc, b->scratch.data + r->seq, r->len, b->attr_key,
-                                   b->attr_klen, policy, plen);
+        rt_otlp_enc_span(&b->enc, b->scratch.data + r->seq, r->len);
     }
     rt_otlp_enc_finish(&b->enc);
     b->emit(b->emit_arg, &b->out, k);
@@ -1224,9 +1236,8 @@ static void late_sampled(rt_tbuf *b, const rt_otlp_span_view *v, const uint8_t *
                       v->has_scope ? (v->scope.p ? v->scope.p : (const uint8_t *)"") : NULL,
                       v->scope.len, v->scope_schema_url.p, v->scope_schema_url.len);
     rt_buf_reset(&b->scratch);
-    append_kept_span(b, &b->scratch, v->span.p, v->span.len, v->trace_state, count);
-    rt_otlp_enc_span_with_attr(&b->enc, b->scratch.data, b->scratch.len, b->attr_key, b->attr_klen,
-                               policy, strlen(policy));
+    append_kept_span(b, &b->scratch, v->span.p, v->span.len, v->trace_state, count, policy);
+    rt_otlp_enc_span(&b->enc, b->scratch.data, b->scratch.len);
     rt_otlp_enc_finish(&b->enc);
     b->emit(b->emit_arg, &b->out, 1);
     rt_buf_reset(&b->out);
@@ -1347,6 +1358,7 @@ rt_tbuf *rt_tbuf_new(const rt_tbuf_opts *opts, rt_policy_engine *engine, rt_tbuf
     rt_buf_init(&b->scratch);
     rt_buf_init(&b->ts);
     rt_buf_init(&b->ts_in);
+    rt_buf_init(&b->suffix);
     rt_buf_init(&b->gather);
     if (!reg) {
         b->own_reg = rt_metrics_registry_new();
@@ -1387,6 +1399,7 @@ void rt_tbuf_free(rt_tbuf *b)
     rt_buf_free(&b->scratch);
     rt_buf_free(&b->ts);
     rt_buf_free(&b->ts_in);
+    rt_buf_free(&b->suffix);
     rt_buf_free(&b->gather);
     free(b->recs);
     free(b->sorted);
