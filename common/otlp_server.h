@@ -76,7 +76,9 @@ typedef struct rt_otlp_server_opts {
                               * does not run rt_otlp_validate (only size limits, gzip and JSON),
                               * and span_count is 0. The handler must answer a malformed
                               * request (BAD_DATA) before acting on any of it. For the router,
-                              * whose split walk is rt_otlp_check_structure (otlp_split.h) */
+                              * whose split walk is rt_otlp_check_structure (otlp_split.h), and
+                              * the sampler, whose parse is the full check
+                              * (rt_otlp_scan_init_checked) */
 } rt_otlp_server_opts;
 
 /* Convenience: fill `res`. `fmt` may be NULL. */
