@@ -1423,7 +1423,14 @@ unsigned rt_tbuf_shard_of(const uint8_t *trace_id, size_t len, unsigned n_shards
 
 /* Walk all of `req` (checked when `check`) into b->views, each span's attributes indexed by the
  * engine's keys in the same walk. Returns the number of spans, or -1 with it->err set. */
-static long walk_request(rt_tbuf *b, rt_otlp_scan *it, const uint8_t *req, size_t len, bool check)
+/* Walk all of `req` (checked when `check`) into b->views, each span's attributes indexed by the
+ * engine's keys in the same walk. At most VIEWS_HELD views are kept (a view is ~300 bytes, so a
+ * 64 MiB request of small spans would otherwise cost several times its size): past that the
+ * walk only checks the rest, and *whole is false (ingest then walks the request again, span by
+ * span). Returns the number of spans, or -1 with it->err set. */
+#define VIEWS_HELD 4096
+static long walk_request(rt_tbuf *b, rt_otlp_scan *it, const uint8_t *req, size_t len, bool check,
+                         bool *whole)
 {
     const rt_otlp_keyset *ks = rt_policy_engine_keys(b->engine);
     size_t nk = ks->n;
@@ -1434,7 +1441,16 @@ static long walk_request(rt_tbuf *b, rt_otlp_scan *it, const uint8_t *req, size_
     } else {
         rt_otlp_scan_init(it, req, len);
     }
+    *whole = true;
     for (;;) {
+        if (n == VIEWS_HELD) {
+            rt_otlp_span_view v;
+            while ((r = rt_otlp_scan_next(it, &v)) == 1) {
+                n++;
+            }
+            *whole = false;
+            break;
+        }
         if (n == b->cap_views) {
             b->cap_views = b->cap_views ? b->cap_views * 2 : 64;
             b->views = rt_realloc(b->views, b->cap_views * sizeof(*b->views));
@@ -1452,7 +1468,7 @@ static long walk_request(rt_tbuf *b, rt_otlp_scan *it, const uint8_t *req, size_
     if (r < 0) {
         return -1;
     }
-    for (size_t i = 0; i < n && nk; i++) {
+    for (size_t i = 0; i < n && i < VIEWS_HELD && nk; i++) {
         b->views[i].attr_kv = b->kvs + i * nk; /* kvs may have moved while it grew */
     }
     return (long)n;
@@ -1462,15 +1478,26 @@ static long ingest(rt_tbuf *b, const uint8_t *req, size_t len, bool check, uint6
                    char *err, size_t errlen)
 {
     rt_otlp_scan it;
-    long n = walk_request(b, &it, req, len, check);
+    bool whole;
+    long n = walk_request(b, &it, req, len, check, &whole);
     if (n < 0) {
         snprintf(err, errlen, "%s", it.err);
         return -1;
     }
     req_ctx rc = {0};
     reservoir_roll(b, now_ns);
-    for (long i = 0; i < n; i++) {
-        ingest_span(b, &b->views[i], &rc, now_ns);
+    if (whole) {
+        for (long i = 0; i < n; i++) {
+            ingest_span(b, &b->views[i], &rc, now_ns);
+        }
+    } else { /* checked already: walk it again, one span at a time */
+        const rt_otlp_keyset *ks = rt_policy_engine_keys(b->engine);
+        rt_pb_slice kv[RT_OTLP_KEYSET_MAX];
+        rt_otlp_span_view v;
+        rt_otlp_scan_init(&it, req, len);
+        while (rt_otlp_scan_next_keyed(&it, &v, ks->n ? ks : NULL, kv) == 1) {
+            ingest_span(b, &v, &rc, now_ns);
+        }
     }
     ctx_release(b, &rc);
     rt_counter_add(b->m.spans_received, (uint64_t)n);

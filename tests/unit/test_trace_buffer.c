@@ -952,6 +952,49 @@ static void test_checked_ingest_refuses_a_malformed_request_whole(void **state)
     fx_free(f);
 }
 
+/* A request of more spans than the buffer holds views for (4,096) is still checked whole before
+ * any of it is taken, then taken span by span: malformed past the 4,096th span, nothing is
+ * taken; intact, every span is, and the attribute policy sees the spans past the 4,096th. */
+static void test_checked_ingest_of_a_request_past_the_view_limit(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    fx *f = fx_new(&o, POLICIES_ERRORS_OR_TAGGED);
+    enum { TRACES = 50, PER = 100, N = TRACES * PER };
+    sp *s = calloc(N, sizeof(*s));
+    for (uint32_t i = 0; i < N; i++) {
+        s[i] = (sp){.trace = 1 + i % TRACES, .span = 1 + i / TRACES};
+        s[i].parent = s[i].span > 1 ? 1 : 0;
+    }
+    s[N - 1].keep = "yes"; /* trace 50's last span, far past the 4,096th */
+    size_t len;
+    uint8_t *req = build(s, N, &len);
+    uint8_t *bad = malloc(len);
+    memcpy(bad, req, len);
+    uint8_t *at = memmem(bad, len, "yes", 3);
+    assert_non_null(at);
+    at[-2] = 0x08; /* the value's string tag turned into a varint tag: malformed */
+    char err[RT_OTLP_ERR_MAX] = "";
+    assert_int_equal(rt_tbuf_ingest_checked(f->b, bad, len, f->now, err, sizeof err), -1);
+    assert_non_null(strstr(err, "spans[4999]"));
+    assert_int_equal(pending(f), 0);
+
+    assert_int_equal(rt_tbuf_ingest_checked(f->b, req, len, f->now, err, sizeof err), N);
+    f->spans_ingested += N;
+    assert_int_equal(pending(f), TRACES);
+    tick(f, T0 + 1 * SEC);
+    assert_int_equal(f->n_out, 1);
+    size_t n;
+    assert_int_equal(check_emitted(f, 0, "tagged", &n), TRACES);
+    assert_int_equal(n, PER);
+    assert_conservation(f);
+    free(bad);
+    free(req);
+    free(s);
+    fx_free(f);
+}
+
 static void test_trace_over_max_trace_bytes_is_discarded(void **state)
 {
     (void)state;
@@ -1276,6 +1319,7 @@ int main(void)
         cmocka_unit_test(test_reload_reobserves_buffered_spans),
         cmocka_unit_test(test_spans_across_arena_blocks_come_back_whole),
         cmocka_unit_test(test_checked_ingest_refuses_a_malformed_request_whole),
+        cmocka_unit_test(test_checked_ingest_of_a_request_past_the_view_limit),
         cmocka_unit_test(test_trace_over_max_trace_bytes_is_discarded),
         cmocka_unit_test(test_1e5_pending_traces_each_decided_on_time),
         cmocka_unit_test(test_memory_per_buffered_span_within_target),
