@@ -418,6 +418,9 @@ int rt_otlp_scan_next(rt_otlp_scan *it, rt_otlp_span_view *v)
 int rt_otlp_scan_next_keyed(rt_otlp_scan *it, rt_otlp_span_view *v, const rt_otlp_keyset *ks,
                             rt_pb_slice *kv)
 {
+    if (ks != NULL && ks->n == 0) {
+        ks = NULL;
+    }
     char err[RT_OTLP_ERR_MAX];
     char where[80];
     pctx c;
@@ -443,9 +446,6 @@ int rt_otlp_scan_next_keyed(rt_otlp_scan *it, rt_otlp_span_view *v, const rt_otl
             }
             *v = it->ctx;
             v->span_index = it->next_span++;
-            if (ks != NULL && ks->n == 0) {
-                ks = NULL;
-            }
             if ((it->ids_only ? span_ids_parse(s.p, s.len, v, it->buf, err, sizeof(err))
                               : span_parse(s.p, s.len, v, it->buf, it->check, ks, kv, err,
                                            sizeof(err))) != 0) {
@@ -754,32 +754,39 @@ int rt_otlp_attr_find(const uint8_t *msg, size_t len, uint32_t field, const char
     return rc;
 }
 
-/* Record KeyValue `kv` (key `key`) for the key of `ks` it carries, if any and if that key has
- * no KeyValue yet (the first occurrence counts). True when it was recorded. */
-static inline bool keyset_hit(const rt_otlp_keyset *ks, rt_pb_slice *out, rt_pb_slice key,
-                              rt_pb_slice kv)
+/* The index of `key` in ks, or -1. */
+static inline int keyset_find(const rt_otlp_keyset *ks, rt_pb_slice key)
 {
     uint32_t cand = ks->by_len[key.len & 63];
     while (cand != 0) {
         unsigned i = (unsigned)__builtin_ctz(cand);
         cand &= cand - 1;
-        if (ks->key[i].len == key.len && (key.len == 0 || memcmp(ks->key[i].p, key.p, key.len) == 0)) {
-            if (out[i].p != NULL) {
-                return false;
-            }
-            out[i] = kv;
-            return true;
+        if (ks->key[i].len == key.len &&
+            (key.len == 0 || memcmp(ks->key[i].p, key.p, key.len) == 0)) {
+            return (int)i; /* keys are distinct */
         }
     }
-    return false;
+    return -1;
+}
+
+/* Record KeyValue `kv` (key `key`) for the key of `ks` it carries, if any and if that key has
+ * no KeyValue yet (the first occurrence counts). True when it was recorded. */
+static inline bool keyset_hit(const rt_otlp_keyset *ks, rt_pb_slice *out, rt_pb_slice key,
+                              rt_pb_slice kv)
+{
+    int i = keyset_find(ks, key);
+    if (i < 0 || out[i].p != NULL) {
+        return false;
+    }
+    out[i] = kv;
+    return true;
 }
 
 int rt_otlp_keyset_add(rt_otlp_keyset *ks, const uint8_t *key, size_t len)
 {
-    for (size_t i = 0; i < ks->n; i++) {
-        if (ks->key[i].len == len && (len == 0 || memcmp(ks->key[i].p, key, len) == 0)) {
-            return (int)i;
-        }
+    int i = keyset_find(ks, (rt_pb_slice){key, len});
+    if (i >= 0) {
+        return i;
     }
     if (ks->n == RT_OTLP_KEYSET_MAX) {
         return -1;
@@ -809,60 +816,81 @@ int rt_otlp_attr_index(const uint8_t *msg, size_t len, uint32_t field, const rt_
     return rc < 0 ? -1 : (int)found;
 }
 
-/* An AnyValue laid out the common way (one member; strings, bytes, arrays and kvlists with a
- * one-byte length), decoded without the general walk. False: some other layout, which the
- * general walk decodes (it gives the same result for these). */
-static inline bool value_canonical_decode(rt_pb_slice a, rt_otlp_value *out)
+/* The member tag of an AnyValue laid out the common way (one member; a string, bytes, array or
+ * kvlist with a one-byte length, a bool or int varint, or a double, ending exactly at its end;
+ * 0 for an empty AnyValue), or -1 for any other layout (the general walk reads those). */
+static inline int canonical_member(rt_pb_slice a)
 {
-    memset(out, 0, sizeof(*out));
     if (a.len == 0) {
-        return true;
+        return 0;
     }
-    size_t pos = 1;
-    uint64_t u;
     switch (a.p[0]) {
     case 0x0A: /* string_value */
     case 0x2A: /* array_value */
     case 0x32: /* kvlist_value */
     case 0x3A: /* bytes_value */
-        if (a.len < 2 || a.p[1] >= 0x80 || (size_t)a.p[1] + 2 != a.len) {
-            return false;
-        }
-        out->type = a.p[0] == 0x0A   ? RT_OTLP_VAL_STRING
-                    : a.p[0] == 0x2A ? RT_OTLP_VAL_ARRAY
-                    : a.p[0] == 0x32 ? RT_OTLP_VAL_KVLIST
-                                     : RT_OTLP_VAL_BYTES;
-        out->s = (rt_pb_slice){a.p + 2, a.p[1]};
-        return true;
+        return a.len >= 2 && a.p[1] < 0x80 && (size_t)a.p[1] + 2 == a.len ? a.p[0] : -1;
     case 0x21: /* double_value */
-        if (a.len != 9 || rt_pb_read_fixed64(a.p, a.len, &pos, &u) != 0) {
-            return false;
-        }
-        out->type = RT_OTLP_VAL_DOUBLE;
-        memcpy(&out->d, &u, sizeof(out->d));
-        return true;
+        return a.len == 9 ? a.p[0] : -1;
     case 0x10: /* bool_value */
-    case 0x18: /* int_value */
-        if (rt_pb_read_varint(a.p, a.len, &pos, &u) != 0 || pos != a.len) {
-            return false;
-        }
-        if (a.p[0] == 0x10) {
-            out->type = RT_OTLP_VAL_BOOL;
-            out->b = u != 0;
-        } else {
-            out->type = RT_OTLP_VAL_INT;
-            out->i = (int64_t)u;
-        }
-        return true;
+    case 0x18: /* int_value */ {
+        size_t pos = 1;
+        uint64_t u;
+        return rt_pb_read_varint(a.p, a.len, &pos, &u) == 0 && pos == a.len ? a.p[0] : -1;
+    }
     default:
+        return -1;
+    }
+}
+
+/* An AnyValue in the layout canonical_member recognises, decoded without the general walk
+ * (which gives the same result for these). False: some other layout. */
+static inline bool value_canonical_decode(rt_pb_slice a, rt_otlp_value *out)
+{
+    int m = canonical_member(a);
+    if (m < 0) {
         return false;
     }
+    memset(out, 0, sizeof(*out));
+    size_t pos = 1;
+    uint64_t u = 0;
+    switch (m) {
+    case 0x0A:
+    case 0x2A:
+    case 0x32:
+    case 0x3A:
+        out->type = m == 0x0A   ? RT_OTLP_VAL_STRING
+                    : m == 0x2A ? RT_OTLP_VAL_ARRAY
+                    : m == 0x32 ? RT_OTLP_VAL_KVLIST
+                                : RT_OTLP_VAL_BYTES;
+        out->s = (rt_pb_slice){a.p + 2, a.p[1]};
+        break;
+    case 0x21:
+        rt_pb_read_fixed64(a.p, a.len, &pos, &u);
+        out->type = RT_OTLP_VAL_DOUBLE;
+        memcpy(&out->d, &u, sizeof(out->d));
+        break;
+    case 0x10:
+        rt_pb_read_varint(a.p, a.len, &pos, &u);
+        out->type = RT_OTLP_VAL_BOOL;
+        out->b = u != 0;
+        break;
+    case 0x18:
+        rt_pb_read_varint(a.p, a.len, &pos, &u);
+        out->type = RT_OTLP_VAL_INT;
+        out->i = (int64_t)u;
+        break;
+    default: /* 0: empty, no member */
+        break;
+    }
+    return true;
 }
 
 int rt_otlp_keyvalue_decode(const uint8_t *kv, size_t len, rt_otlp_attr *out)
 {
     rt_pb_slice key, any;
-    if (kv_canonical((rt_pb_slice){kv, len}, &key, &any) && value_canonical_decode(any, &out->value)) {
+    if (kv_canonical((rt_pb_slice){kv, len}, &key, &any) &&
+        value_canonical_decode(any, &out->value)) {
         out->key = key;
         out->kv = (rt_pb_slice){kv, len};
         return 0;
@@ -1097,28 +1125,12 @@ static bool any_scalar_ok(rt_pb_slice a)
     return true;
 }
 
-/* An AnyValue laid out the common way: empty, a string or bytes with a one-byte length, a bool or
- * int varint, or a double, ending exactly at its end. A subset of what any_scalar_ok accepts. */
+/* An AnyValue laid out the common way (canonical_member) holding a scalar (or nothing). A subset
+ * of what any_scalar_ok accepts. */
 static inline bool any_canonical_scalar(rt_pb_slice a)
 {
-    if (a.len == 0) {
-        return true;
-    }
-    switch (a.p[0]) {
-    case 0x0A: /* string_value */
-    case 0x3A: /* bytes_value */
-        return a.len >= 2 && a.p[1] < 0x80 && (size_t)a.p[1] + 2 == a.len;
-    case 0x21: /* double_value */
-        return a.len == 9;
-    case 0x10: /* bool_value */
-    case 0x18: /* int_value */ {
-        size_t pos = 1;
-        uint64_t u;
-        return rt_pb_read_varint(a.p, a.len, &pos, &u) == 0 && pos == a.len;
-    }
-    default:
-        return false;
-    }
+    int m = canonical_member(a);
+    return m >= 0 && m != 0x2A && m != 0x32;
 }
 
 /* An ArrayValue whose values are all laid out as any_canonical_scalar expects. */
@@ -1145,14 +1157,9 @@ static bool kv_fast_ok(rt_pb_slice kv)
 {
     rt_pb_slice key, any;
     if (kv_canonical(kv, &key, &any)) {
-        if (any_canonical_scalar(any)) {
-            return true;
-        }
-        size_t pos = 1;
-        rt_pb_slice arr;
-        if (any.len >= 2 && any.p[0] == 0x2A && /* array_value (5), length-delimited */
-            rt_pb_read_len(any.p, any.len, &pos, &arr) == 0 && pos == any.len &&
-            array_canonical_scalars(arr)) {
+        int m = canonical_member(any);
+        if (m >= 0 && m != 0x32 &&
+            (m != 0x2A || array_canonical_scalars((rt_pb_slice){any.p + 2, any.p[1]}))) {
             return true;
         }
     }
@@ -1440,7 +1447,7 @@ static const mdesc req_m = {"ExportTraceServiceRequest", req_f, 1, sub_request};
 #undef F64
 #undef F32
 
-/* What is wrong with a Span that span_parse_fast refused, from the validator's check of it
+/* What is wrong with a Span that span_walk refused, from the validator's check of it
  * (the same field table): the message names the field and the byte. */
 static int span_error(const uint8_t *msg, size_t len, const uint8_t *origin, char *err,
                       size_t errlen)
@@ -1448,14 +1455,13 @@ static int span_error(const uint8_t *msg, size_t len, const uint8_t *origin, cha
     char scratch[RT_OTLP_ERR_MAX];
     vctx v = {origin, err ? err : scratch, err ? errlen : sizeof(scratch), 0};
     if (check_msg(&v, &span_m, (rt_pb_slice){msg, len}, 0) == 0 && v.errlen > 0) {
-        /* Not reachable: the check accepts nothing span_parse_fast refuses. */
+        /* Not reachable: the check accepts nothing span_walk refuses. */
         snprintf(v.err, v.errlen, "Span: malformed at byte %zu", (size_t)(msg - origin));
     }
     return -1;
 }
 
-static int check_head(const uint8_t *origin, bool resource, rt_pb_slice s, char *err,
-                      size_t errlen)
+static int check_head(const uint8_t *origin, bool resource, rt_pb_slice s, char *err, size_t errlen)
 {
     vctx v = {origin, err, errlen, 0};
     return check_msg(&v, resource ? &res_m : &scope_m, s, 0);
@@ -1514,8 +1520,8 @@ static inline bool attr_take(rt_pb_slice s, bool check, const rt_otlp_keyset *ks
 /* A Span's direct fields (and its Status, merged field by field across repeated occurrences as
  * protobuf merges a message) in one tight loop: true when they are well-formed; false on
  * anything malformed, and span_error then says what and where. `check`: attributes, events and
- * links are validated too; `ks`: attributes are indexed into kv. Inlined into its two callers,
- * so the unchecked parse pays nothing for the checked one. */
+ * links are validated too; `ks`: attributes are indexed into kv. Inlined into span_parse once
+ * per value of `check`, so the unchecked parse pays nothing for the checked one. */
 static inline __attribute__((always_inline)) bool span_walk(const uint8_t *msg, size_t len,
                                                             rt_otlp_span_view *v, bool check,
                                                             const rt_otlp_keyset *ks,
@@ -1627,18 +1633,6 @@ static inline __attribute__((always_inline)) bool span_walk(const uint8_t *msg, 
     return true;
 }
 
-static bool span_parse_fast(const uint8_t *msg, size_t len, rt_otlp_span_view *v,
-                            const rt_otlp_keyset *ks, rt_pb_slice *kv)
-{
-    return span_walk(msg, len, v, false, ks, kv);
-}
-
-static bool span_parse_checked(const uint8_t *msg, size_t len, rt_otlp_span_view *v,
-                               const rt_otlp_keyset *ks, rt_pb_slice *kv)
-{
-    return span_walk(msg, len, v, true, ks, kv);
-}
-
 static int span_parse(const uint8_t *msg, size_t len, rt_otlp_span_view *v, const uint8_t *origin,
                       bool check, const rt_otlp_keyset *ks, rt_pb_slice *kv, char *err,
                       size_t errlen)
@@ -1659,7 +1653,8 @@ static int span_parse(const uint8_t *msg, size_t len, rt_otlp_span_view *v, cons
     if (ks != NULL) {
         memset(kv, 0, ks->n * sizeof(*kv));
     }
-    if (check ? span_parse_checked(msg, len, v, ks, kv) : span_parse_fast(msg, len, v, ks, kv)) {
+    /* Two calls with a constant `check`, so each gets its own inlined copy of the walk. */
+    if (check ? span_walk(msg, len, v, true, ks, kv) : span_walk(msg, len, v, false, ks, kv)) {
         return 0;
     }
     return span_error(msg, len, origin, err, errlen);

@@ -83,8 +83,8 @@ size_t rt_policy_state_size(const rt_policy_engine *e);
  * rt_otlp_scan_next_keyed and rt_policy_observe uses the walk's index. */
 const rt_otlp_keyset *rt_policy_engine_keys(const rt_policy_engine *e);
 void rt_policy_state_init(const rt_policy_engine *e, void *state);
-/* Account one span. `v` is a span view from rt_otlp_scan_next[_keyed] (or rt_otlp_span_parse with the
- * resource/scope slices filled in), so v->resource gives resource attributes. Malformed nested
+/* Account one span. `v` is a span view from rt_otlp_scan_next[_keyed] (or rt_otlp_span_parse with
+ * the resource/scope slices filled in), so v->resource gives resource attributes. Malformed nested
  * attributes are ignored (the request was validated on receipt). The engine keeps the attribute
  * index of the last resource seen, so an engine is observed from one thread at a time. */
 void rt_policy_observe(rt_policy_engine *e, void *state, const rt_otlp_span_view *v);

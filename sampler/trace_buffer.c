@@ -158,7 +158,7 @@ struct rt_tbuf {
     rt_buf ts_in;
     double ts_count;
     const char *ts_policy;
-    rt_buf gather;  /* spans that continue across arena blocks, made contiguous */
+    rt_buf gather;           /* spans that continue across arena blocks, made contiguous */
     span_rec *recs, *sorted; /* cap_recs each */
     size_t cap_recs;
     rt_otlp_span_view *views; /* one request's spans, walked before any is taken */
@@ -1422,8 +1422,6 @@ unsigned rt_tbuf_shard_of(const uint8_t *trace_id, size_t len, unsigned n_shards
 }
 
 /* Walk all of `req` (checked when `check`) into b->views, each span's attributes indexed by the
- * engine's keys in the same walk. Returns the number of spans, or -1 with it->err set. */
-/* Walk all of `req` (checked when `check`) into b->views, each span's attributes indexed by the
  * engine's keys in the same walk. At most VIEWS_HELD views are kept (a view is ~300 bytes, so a
  * 64 MiB request of small spans would otherwise cost several times its size): past that the
  * walk only checks the rest, and *whole is false (ingest then walks the request again, span by
@@ -1459,7 +1457,7 @@ static long walk_request(rt_tbuf *b, rt_otlp_scan *it, const uint8_t *req, size_
             b->cap_kvs = b->cap_views * nk;
             b->kvs = rt_realloc(b->kvs, b->cap_kvs * sizeof(*b->kvs));
         }
-        r = rt_otlp_scan_next_keyed(it, &b->views[n], nk ? ks : NULL, nk ? b->kvs + n * nk : NULL);
+        r = rt_otlp_scan_next_keyed(it, &b->views[n], ks, nk ? b->kvs + n * nk : NULL);
         if (r != 1) {
             break;
         }
@@ -1495,7 +1493,7 @@ static long ingest(rt_tbuf *b, const uint8_t *req, size_t len, bool check, uint6
         rt_pb_slice kv[RT_OTLP_KEYSET_MAX];
         rt_otlp_span_view v;
         rt_otlp_scan_init(&it, req, len);
-        while (rt_otlp_scan_next_keyed(&it, &v, ks->n ? ks : NULL, kv) == 1) {
+        while (rt_otlp_scan_next_keyed(&it, &v, ks, kv) == 1) {
             ingest_span(b, &v, &rc, now_ns);
         }
     }
@@ -1515,8 +1513,8 @@ long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
     return n;
 }
 
-long rt_tbuf_ingest_checked(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns,
-                            char *err, size_t errlen)
+long rt_tbuf_ingest_checked(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns, char *err,
+                            size_t errlen)
 {
     return ingest(b, req, len, true, now_ns, err, errlen);
 }

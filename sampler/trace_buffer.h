@@ -154,8 +154,8 @@ long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
  * checks everything rt_otlp_validate checks, so a request is read once, not validated and then
  * parsed. Malformed: -1 with the reason in `err` (naming the place, e.g.
  * "resource_spans[0].scope_spans[1].spans[3]: Span: ..."), and nothing is taken. */
-long rt_tbuf_ingest_checked(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns,
-                            char *err, size_t errlen);
+long rt_tbuf_ingest_checked(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns, char *err,
+                            size_t errlen);
 
 /* Decide every trace that is due at `now_ns`. Call from a periodic timer (every ~10-100 ms). */
 void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns);
