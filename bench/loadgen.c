@@ -11,8 +11,9 @@
  *
  * Compressed time (the default, for throughput): turns start at --rate (or as fast as the
  * client takes them) and their spans are queued per service at once, in the order their SDK
- * batches would leave; a service's queue becomes one request when it holds --batch-spans spans
- * (and at the end). Real time: each turn's spans leave in the per-service batches an SDK batch
+ * batches would leave; a service's queue becomes one request when it holds --batch-spans spans,
+ * when its oldest span has waited QUEUE_MAX_WAIT_NS (as an SDK's batch processor sends on a
+ * timer too, so a quiet service's spans do not wait for the whole run), and at the end. Real time: each turn's spans leave in the per-service batches an SDK batch
  * processor would send (batch delay, batch size), spread over the turn's duration (times
  * --time-scale, so CI can shrink a 47 s turn); needs --rate.
  *
@@ -82,6 +83,7 @@ typedef struct lg {
     /* Compressed time: spans waiting per service (ScopeSpans.spans fields). */
     rt_buf *svc_spans;
     uint32_t *svc_count;
+    uint64_t *svc_since; /* run time its queue got its first span (valid while count > 0) */
     size_t n_svc;
 
     /* Requests ready to go, FIFO (ring of pointers). */
@@ -204,6 +206,28 @@ static void flush_service(lg *g, size_t s)
     q_push(g, r);
 }
 
+/* Compressed time: the longest a span waits in its service's queue. */
+#define QUEUE_MAX_WAIT_NS (200 * 1000000ull)
+
+/* Send every service queue whose oldest span has waited QUEUE_MAX_WAIT_NS at `now`; returns when
+ * the next one will have (UINT64_MAX: none waiting). */
+static uint64_t flush_aged(lg *g, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    for (size_t s = 0; s < g->n_svc; s++) {
+        if (g->svc_count[s] == 0) {
+            continue;
+        }
+        uint64_t due = g->svc_since[s] + QUEUE_MAX_WAIT_NS;
+        if (due <= now) {
+            flush_service(g, s);
+        } else if (due < next) {
+            next = due;
+        }
+    }
+    return next;
+}
+
 /* Offer the head of the ready queue to the client. Returns true when it was taken; the client
  * then owns the bytes, and the (emptied) request lives on until its done callback. */
 static bool send_head(lg *g)
@@ -271,6 +295,9 @@ static void gen_turn(lg *g, uint64_t rel_ns)
             continue;
         }
         for (size_t k = 0; k < bt->n; k++) {
+            if (g->svc_count[bt->service] == 0) {
+                g->svc_since[bt->service] = rt_clock_mono_ns() - g->start_mono;
+            }
             append_span(g, &g->svc_spans[bt->service], t, t->order[bt->first + k]);
             if (++g->svc_count[bt->service] >= g->o.batch_spans) {
                 flush_service(g, bt->service);
@@ -320,6 +347,10 @@ static void pump(lg *g)
                 }
                 continue;
             }
+            flush_aged(g, now);
+            if (g->q_len > 0) {
+                continue; /* queues that waited long enough: offer them first */
+            }
             if (g->o.rate > 0 && g->next_turn_ns > now) {
                 /* Not yet time for the next turn. */
             } else {
@@ -342,6 +373,15 @@ static void pump(lg *g)
     }
     if (!g->gen_done && g->o.rate > 0 && g->next_turn_ns < wake) {
         wake = g->next_turn_ns;
+    }
+    if (!g->gen_done) {
+        uint64_t aged = flush_aged(g, now);
+        if (g->q_len > 0) {
+            aged = now; /* one came due just now: come straight back */
+        }
+        if (aged < wake) {
+            wake = aged;
+        }
     }
     if (!g->gen_done && g->o.duration_s > 0) {
         uint64_t end = (uint64_t)(g->o.duration_s * 1e9);
@@ -753,6 +793,7 @@ int main(int argc, char **argv)
     g.n_svc = rt_workload_service_count(g.wl);
     g.svc_spans = rt_calloc(g.n_svc, sizeof *g.svc_spans);
     g.svc_count = rt_calloc(g.n_svc, sizeof *g.svc_count);
+    g.svc_since = rt_calloc(g.n_svc, sizeof *g.svc_since);
     g.pump_ev = event_new(g.base, -1, 0, pump_cb, &g);
     g.timer_ev = evtimer_new(g.base, pump_cb, &g);
     g.sig_int = evsignal_new(g.base, SIGINT, signal_cb, &g);
@@ -800,6 +841,7 @@ fail:
     }
     free(g.svc_spans);
     free(g.svc_count);
+    free(g.svc_since);
     rt_buf_free(&g.mline);
     if (g.pump_ev) {
         event_free(g.pump_ev);
