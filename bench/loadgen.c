@@ -13,9 +13,10 @@
  * client takes them) and their spans are queued per service at once, in the order their SDK
  * batches would leave; a service's queue becomes one request when it holds --batch-spans spans,
  * when its oldest span has waited QUEUE_MAX_WAIT_NS (as an SDK's batch processor sends on a
- * timer too, so a quiet service's spans do not wait for the whole run), and at the end. Real time: each turn's spans leave in the per-service batches an SDK batch
- * processor would send (batch delay, batch size), spread over the turn's duration (times
- * --time-scale, so CI can shrink a 47 s turn); needs --rate.
+ * timer too, so a quiet service's spans do not wait for the whole run), and at the end.
+ * Real time: each turn's spans leave in the per-service batches an SDK batch processor would
+ * send (batch delay, batch size), spread over the turn's duration (times --time-scale, so CI
+ * can shrink a 47 s turn); needs --rate.
  *
  * Every span is put in exactly one request. A request the client refuses (max_inflight) waits
  * and is offered again; the client's own retries may duplicate a request at the receiver when
