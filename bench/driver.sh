@@ -36,6 +36,7 @@
 #
 # Prints the sink's table, each process's CPU time and the cost arithmetic; writes run.json
 # (what was run), sink.json, loadgen.json, cpu.csv (process,cpu_s,spans,spans_per_cpu_s),
+# faults.csv (process,minor_faults: memory the process took from the kernel),
 # cost.txt, each ringtail process's final /metrics and every process's log under --out.
 # bench/charts.sh draws from these. Exit status: the sink's (non-zero when --fail-if trips).
 set -euo pipefail
@@ -328,6 +329,11 @@ curl -sf "http://127.0.0.1:$((base + 2))/metrics" > "$out/metrics-router.txt" 2>
 # tier handled only its share: the spans it received (its /metrics), not all that were sent.
 tck=$(getconf CLK_TCK)
 cpu() { awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# Minor page faults per ringtail process (memory taken from and given back to the kernel).
+echo "process,minor_faults" > "$out/faults.csv"
+for i in "${!pids[@]}"; do
+  awk -v n="${names[$i]}" '{print n "," $10}' "/proc/${pids[$i]}/stat" >> "$out/faults.csv" 2>/dev/null || true
+done
 spans=$(jq -r .spans_acked "$out/loadgen.json")
 echo "process,cpu_s,spans,spans_per_cpu_s" > "$out/cpu.csv"
 cpu_row() { # cpu_row NAME CPU_S SPANS [NOTE]

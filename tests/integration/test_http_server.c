@@ -1048,6 +1048,103 @@ static void test_keep_alive_and_pipelining_on_one_connection(void **state)
     free(pb);
 }
 
+/* A request body of at least `min` bytes: generated requests concatenated (repeated fields of
+ * concatenated protobuf messages append, so the result is one valid request). */
+static uint8_t *gen_large(uint64_t seed, size_t min, size_t *len, size_t *spans)
+{
+    rt_buf all = RT_BUF_INIT;
+    *spans = 0;
+    while (all.len < min) {
+        size_t n, sp;
+        uint8_t *pb = gen_nonempty(seed++, &n, &sp);
+        rt_buf_append(&all, pb, n);
+        *spans += sp;
+        free(pb);
+    }
+    *len = all.len;
+    return all.data;
+}
+
+static void assert_last_body(fixture *fx, const uint8_t *pb, size_t len, size_t spans)
+{
+    pthread_mutex_lock(&fx->rec.mu);
+    assert_int_equal(fx->rec.last_pb.len, len);
+    assert_memory_equal(fx->rec.last_pb.data, pb, len);
+    assert_int_equal(fx->rec.last_spans, spans);
+    pthread_mutex_unlock(&fx->rec.mu);
+}
+
+/* Bodies far larger than one socket read arrive whole however the client's writes cut them: in
+ * one write, in pieces with pauses (the server sees part of the head, a byte of body, then tens
+ * of kilobytes), and pipelined behind one another in a single write. A client that leaves in the
+ * middle of a body costs nobody else anything. */
+static void test_large_bodies_in_any_pieces(void **state)
+{
+    fixture *fx = *state;
+    size_t len, spans, len2, spans2;
+    uint8_t *pb = gen_large(300, 300 * 1024, &len, &spans);
+    uint8_t *pb2 = gen_large(900, 200 * 1024, &len2, &spans2);
+    rt_buf req = RT_BUF_INIT, req2 = RT_BUF_INIT;
+    rt_buf_printf(&req,
+                  "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+                  "Content-Length: %zu\r\n\r\n",
+                  CT_PB, len);
+    size_t head = req.len;
+    rt_buf_append(&req, pb, len);
+    rt_buf_printf(&req2,
+                  "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+                  "Content-Length: %zu\r\n\r\n",
+                  CT_PB, len2);
+    rt_buf_append(&req2, pb2, len2);
+    client cl;
+    client_open(fx, &cl);
+    http_resp r = {0};
+
+    client_send(&cl, req.data, req.len);
+    assert_int_equal(read_response(&cl, &r), 0);
+    assert_export_ok(&r, false);
+    assert_last_body(fx, pb, len, spans);
+
+    size_t cuts[] = {10,          head + 1, head + 3000, head + 3000 + 70000, head + 3000 + 70005,
+                     req.len - 1, req.len};
+    size_t at = 0;
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        client_send(&cl, req.data + at, cuts[i] - at);
+        at = cuts[i];
+        usleep(20000);
+    }
+    assert_int_equal(read_response(&cl, &r), 0);
+    assert_export_ok(&r, false);
+    assert_last_body(fx, pb, len, spans);
+
+    rt_buf both = RT_BUF_INIT;
+    rt_buf_append(&both, req.data, req.len);
+    rt_buf_append(&both, req2.data, req2.len);
+    client_send(&cl, both.data, both.len);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(read_response(&cl, &r), 0);
+        assert_export_ok(&r, false);
+    }
+    assert_last_body(fx, pb2, len2, spans2);
+    assert_int_equal(handler_calls(fx), 4);
+    client_close(&cl);
+
+    client_open(fx, &cl);
+    client_send(&cl, req.data, head + len / 2);
+    usleep(20000);
+    client_reset(&cl);
+    client_open(fx, &cl);
+    assert_good_request_works(fx, &cl);
+    assert_int_equal(handler_calls(fx), 5);
+    client_close(&cl);
+    rt_buf_free(&both);
+    rt_buf_free(&req);
+    rt_buf_free(&req2);
+    rt_buf_free(&r.body);
+    free(pb);
+    free(pb2);
+}
+
 static void test_chunked_body_and_expect_continue(void **state)
 {
     fixture *fx = *state;
@@ -1406,6 +1503,8 @@ int main(void)
                                         setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_and_pipelining_on_one_connection,
                                         setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_large_bodies_in_any_pieces, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_large_bodies_in_any_pieces, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_body_and_expect_continue, setup_plain,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_handler_may_answer_later, setup_plain, teardown),
