@@ -34,6 +34,7 @@
 
 #include "adjusted_count.h"
 #include "alloc.h"
+#include "block_pool.h"
 #include "decision_cache.h"
 #include "intern.h"
 #include "log.h"
@@ -55,6 +56,7 @@
 #define PAIRS_INLINE   8u
 #define SHARD_SEED     0x74627566u /* "tbuf": not the ring's seed, and murmur x86_32, not x64 */
 #define INTERN_SEED    0x496e7465726e4b79ull
+#define POOL_MAX_HELD  ((size_t)16 << 20) /* most the block pool keeps for reuse, per buffer */
 
 /* One block of a trace's span arena. */
 typedef struct arena_blk {
@@ -137,6 +139,7 @@ struct rt_tbuf {
     trace *oldest, *newest;
     rt_twheel wheel;
     rt_intern res, scopes;
+    rt_pool pool; /* blocks of decided traces, for the next ones (block_pool.h) */
     rt_dcache sampled, not_sampled, emitted;
     uint64_t trace_bytes; /* sum of trace->cost */
     uint64_t spans;       /* spans buffered */
@@ -299,11 +302,17 @@ static uint32_t arena_block_for(const trace *t, size_t add)
     if (room >= add) {
         return 0;
     }
-    size_t nc = t != NULL ? (size_t)(t->arena_cap / 4) : 0;
-    if (nc < add - room) {
-        nc = add - room;
+    /* The least block that holds the rest of the record, rounded up to a pool class; a quarter
+     * of what the trace has (up to the largest class) when that is more, rounded down. */
+    size_t size = rt_pool_size(sizeof(arena_blk) + (add - room));
+    size_t grow = sizeof(arena_blk) + (t != NULL ? (size_t)(t->arena_cap / 4) : 0);
+    if (grow > RT_POOL_MAX) {
+        grow = RT_POOL_MAX;
     }
-    return (uint32_t)((nc + 15) & ~(size_t)15);
+    if (grow > size) {
+        size = rt_pool_size_floor(grow);
+    }
+    return (uint32_t)(((size + 15) & ~(size_t)15) - sizeof(arena_blk));
 }
 
 /* What a block of capacity `cap` costs (0 for none). */
@@ -529,17 +538,18 @@ static void ids_put(uint64_t *ids, uint32_t cap, uint64_t sid)
     ids[i] = sid;
 }
 
-static void ids_add(trace *t, uint64_t sid)
+static void ids_add(rt_tbuf *b, trace *t, uint64_t sid)
 {
     uint32_t ncap = ids_next_cap(t->ids_cap, t->ids_n);
     if (ncap != t->ids_cap) {
-        uint64_t *n = rt_calloc(ncap, sizeof(*n));
+        uint64_t *n = rt_pool_get(&b->pool, ncap * sizeof(*n));
+        memset(n, 0, ncap * sizeof(*n));
         for (uint32_t i = 0; i < t->ids_cap; i++) {
             if (t->ids[i]) {
                 ids_put(n, ncap, t->ids[i]);
             }
         }
-        free(t->ids);
+        rt_pool_put(&b->pool, t->ids, t->ids_cap * sizeof(*n));
         t->ids = n;
         t->ids_cap = ncap;
     }
@@ -687,12 +697,13 @@ static void schedule(rt_tbuf *b, trace *t)
 
 static trace *trace_new(rt_tbuf *b, const uint8_t *id, uint64_t now)
 {
-    trace *t = rt_calloc(1, sizeof(*t));
+    trace *t = rt_pool_get(&b->pool, sizeof(*t));
+    memset(t, 0, sizeof(*t));
     memcpy(t->sum.trace_id, id, 16);
     t->sum.min_start_ns = UINT64_MAX;
     t->sum.first_arrival_ns = now;
     if (b->state_size) {
-        t->pstate = rt_malloc(b->state_size);
+        t->pstate = rt_pool_get(&b->pool, b->state_size);
     }
     rt_policy_state_init(b->engine, t->pstate);
     table_insert(b, t);
@@ -745,11 +756,11 @@ static void trace_destroy(rt_tbuf *b, trace *t)
     b->trace_bytes -= t->cost;
     for (arena_blk *k = t->head, *next; k != NULL; k = next) {
         next = k->next;
-        free(k);
+        rt_pool_put(&b->pool, k, sizeof(*k) + k->cap);
     }
-    free(t->ids);
-    free(t->pstate);
-    free(t);
+    rt_pool_put(&b->pool, t->ids, t->ids_cap * sizeof(*t->ids));
+    rt_pool_put(&b->pool, t->pstate, b->state_size);
+    rt_pool_put(&b->pool, t, sizeof(*t));
 }
 
 static int rec_cmp(const void *a, const void *b)
@@ -1170,7 +1181,7 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
     uint32_t ncap = arena_block_for(t, SPAN_HDR + (size_t)len);
     arena_blk *first = t->tail; /* the record starts in what room the last block has left */
     if (ncap != 0) {
-        arena_blk *k = rt_malloc(sizeof(*k) + ncap);
+        arena_blk *k = rt_pool_get(&b->pool, sizeof(*k) + ncap);
         k->next = NULL;
         k->len = 0;
         k->cap = ncap;
@@ -1186,7 +1197,7 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
     uint32_t hdr[3] = {len, res, scope};
     arena_put(arena_put(first != NULL ? first : t->head, hdr, SPAN_HDR), v->span.p, len);
     if (sid) {
-        ids_add(t, sid);
+        ids_add(b, t, sid);
     }
     rt_trace_summary *s = &t->sum;
     s->span_count++;
@@ -1346,6 +1357,10 @@ rt_tbuf *rt_tbuf_new(const rt_tbuf_opts *opts, rt_policy_engine *engine, rt_tbuf
         horizon = b->o.max_age_ns;
     }
     rt_twheel_init(&b->wheel, TICK_NS, horizon);
+    /* The pool keeps at most a quarter of the byte budget (the budget bounds what traces hold;
+     * the pool is on top of it). */
+    rt_pool_init(&b->pool,
+                 b->o.max_bytes / 4 < POOL_MAX_HELD ? (size_t)(b->o.max_bytes / 4) : POOL_MAX_HELD);
     rt_intern_init(&b->res, INTERN_SEED);
     rt_intern_init(&b->scopes, INTERN_SEED ^ 0x5c09e5ull);
     rt_dcache_init(&b->sampled, b->o.sampled_cache_size);
@@ -1382,6 +1397,7 @@ void rt_tbuf_free(rt_tbuf *b)
     }
     rt_reservoir_free(&b->resv);
     sync_gauges(b);
+    rt_pool_free(&b->pool);
     free(b->table);
     rt_twheel_free(&b->wheel);
     rt_intern_free(&b->res);
@@ -1572,15 +1588,15 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
     reservoir_flush(b, 0);
     b->engine = engine;
     reservoir_setup(b);
-    size_t nsize = rt_policy_state_size(engine);
-    bool resize = nsize != b->state_size;
+    size_t nsize = rt_policy_state_size(engine), osize = b->state_size;
+    bool resize = nsize != osize;
     b->state_size = nsize;
     map_policy_names(b);
     char err[RT_OTLP_ERR_MAX];
     for (trace *t = b->oldest; t; t = t->newer) {
         if (resize) {
-            free(t->pstate);
-            t->pstate = nsize ? rt_malloc(nsize) : NULL;
+            rt_pool_put(&b->pool, t->pstate, osize);
+            t->pstate = nsize ? rt_pool_get(&b->pool, nsize) : NULL;
             recharge(b, t);
         }
         rt_policy_state_init(engine, t->pstate);
