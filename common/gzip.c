@@ -1,7 +1,10 @@
 /* gzip.c - bounded gzip inflate/deflate with zlib (see gzip.h). */
 #include "gzip.h"
 
+#include "alloc.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -84,4 +87,70 @@ void rt_gzip_deflate(const uint8_t *in, size_t len, int level, rt_buf *out)
     deflate(&zs, Z_FINISH);
     out->len += bound - zs.avail_out;
     deflateEnd(&zs);
+}
+
+struct rt_gzip_writer {
+    z_stream zs;
+};
+
+rt_gzip_writer *rt_gzip_writer_new(int level)
+{
+    rt_gzip_writer *w = rt_calloc(1, sizeof *w);
+    if (level < 1 || level > 9) {
+        level = 6;
+    }
+    if (deflateInit2(&w->zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        fprintf(stderr, "gzip: cannot initialise deflater (out of memory)\n");
+        abort(); /* as rt_malloc does */
+    }
+    return w;
+}
+
+/* Run deflate over what next_in holds until it is all taken (and, for Z_FINISH, the member is
+ * ended), growing `out` as needed. */
+static void writer_run(rt_gzip_writer *w, rt_buf *out, int flush)
+{
+    for (;;) {
+        size_t room = out->cap - out->len;
+        if (room < 4096) {
+            rt_buf_reserve(out, w->zs.avail_in / 4 + 16384);
+            room = out->cap - out->len;
+        }
+        w->zs.next_out = out->data + out->len;
+        w->zs.avail_out = room > UINT32_MAX ? UINT32_MAX : (uInt)room;
+        uInt before = w->zs.avail_out;
+        int rc = deflate(&w->zs, flush);
+        out->len += before - w->zs.avail_out;
+        if (flush == Z_FINISH ? rc == Z_STREAM_END : (w->zs.avail_in == 0 && w->zs.avail_out > 0)) {
+            return;
+        }
+    }
+}
+
+void rt_gzip_writer_write(rt_gzip_writer *w, const uint8_t *in, size_t len, rt_buf *out)
+{
+    while (len > 0) {
+        uInt n = len > UINT32_MAX ? UINT32_MAX : (uInt)len;
+        w->zs.next_in = (Bytef *)in;
+        w->zs.avail_in = n;
+        writer_run(w, out, Z_NO_FLUSH);
+        in += n;
+        len -= n;
+    }
+}
+
+void rt_gzip_writer_finish(rt_gzip_writer *w, rt_buf *out)
+{
+    w->zs.next_in = NULL;
+    w->zs.avail_in = 0;
+    writer_run(w, out, Z_FINISH);
+    deflateReset(&w->zs);
+}
+
+void rt_gzip_writer_free(rt_gzip_writer *w)
+{
+    if (w != NULL) {
+        deflateEnd(&w->zs);
+        free(w);
+    }
 }

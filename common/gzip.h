@@ -12,4 +12,14 @@ int rt_gzip_inflate(const uint8_t *in, size_t len, size_t max_out, rt_buf *out, 
 /* Deflate `in` as one gzip member appended to `out` (level 6 unless 1..9 given). */
 void rt_gzip_deflate(const uint8_t *in, size_t len, int level, rt_buf *out);
 
+/* A gzip member written in pieces: the bytes are compressed as they are written (while still
+ * in cache, with no copy of the whole input kept), and finish ends the member. The writer is
+ * reused for the next member (its window and tables are allocated once). */
+typedef struct rt_gzip_writer rt_gzip_writer;
+rt_gzip_writer *rt_gzip_writer_new(int level);
+void rt_gzip_writer_write(rt_gzip_writer *w, const uint8_t *in, size_t len, rt_buf *out);
+/* End the member in `out`; the next write starts a new member. */
+void rt_gzip_writer_finish(rt_gzip_writer *w, rt_buf *out);
+void rt_gzip_writer_free(rt_gzip_writer *w);
+
 #endif

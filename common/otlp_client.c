@@ -57,10 +57,6 @@
 #define H2_STREAMS_BEFORE_SETTINGS 100
 #define H2_STREAMS_CAP             1000
 #define GRPC_PATH                  "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-/* zlib level 1 (fastest). On agent-shaped OTLP batches (bench loadgen, 2026-11-21) it takes
- * half the CPU of zlib's default level 6 for bodies 14 % larger (4.8x vs 5.5x smaller than the
- * protobuf); deflate was 11 % of a sampler's instructions at level 6. */
-#define RT_OTLP_CLIENT_GZIP_LEVEL 1
 
 typedef struct conn conn;
 typedef struct req req;
@@ -1577,6 +1573,15 @@ int rt_otlp_client_export_buf(rt_otlp_client *c, rt_buf *pb, rt_otlp_client_done
         return export_body(c, &body, done, arg);
     }
     return export_body(c, pb, done, arg);
+}
+
+int rt_otlp_client_export_encoded(rt_otlp_client *c, rt_buf *body, rt_otlp_client_done_fn done,
+                                  void *arg)
+{
+    if (export_refused(c, body->len)) {
+        return -1;
+    }
+    return export_body(c, body, done, arg);
 }
 
 const rt_otlp_client_stats *rt_otlp_client_stats_get(const rt_otlp_client *c)

@@ -19,6 +19,8 @@
  */
 #include "exporter.h"
 
+#include "gzip.h"
+
 #include "alloc.h"
 #include "clock.h"
 #include "intake.h"
@@ -565,7 +567,9 @@ struct backend {
     int fd;                     /* file exporters: O_APPEND fd, owned; -1 otherwise */
     bool dead;                  /* shut down: new traces are dropped (reason shutdown) */
 
-    rt_buf cur; /* the open batch */
+    rt_buf cur;         /* the open batch: protobuf, or gzip as it is written when `gz` */
+    rt_gzip_writer *gz; /* owned: gzip OTLP exporters compress each trace as it is added */
+    size_t cur_raw;     /* protobuf bytes in the open batch (what max_bytes and the bound see) */
     size_t cur_spans;
     struct event *timer; /* batch.timeout after the first trace of `cur` */
 
@@ -689,6 +693,7 @@ static void file_write_batch(backend *be)
     rt_histogram_observe(be->m_latency, (double)(rt_clock_mono_ns() - t0) / 1e9);
 done:
     rt_buf_reset(&be->cur);
+    be->cur_raw = 0;
     be->cur_spans = 0;
     held_sub(be, bytes);
 }
@@ -697,21 +702,26 @@ done:
  * the client. */
 static void seal(backend *be)
 {
-    if (be->cur.len == 0) {
+    if (be->cur_raw == 0) {
         return;
     }
     evtimer_del(be->timer);
-    be->last_batch_bytes = be->cur.len;
     if (be->fd >= 0) {
+        be->last_batch_bytes = be->cur.len;
         file_write_batch(be);
         return;
     }
+    if (be->gz != NULL) {
+        rt_gzip_writer_finish(be->gz, &be->cur);
+    }
+    be->last_batch_bytes = be->cur.len;
     batch *b = rt_calloc(1, sizeof *b);
     b->be = be;
     b->body = be->cur; /* the batch takes the memory; the next batch starts a new buffer */
-    b->bytes = be->cur.len;
+    b->bytes = be->cur_raw;
     b->spans = be->cur_spans;
     rt_buf_init(&be->cur);
+    be->cur_raw = 0;
     be->cur_spans = 0;
     if (be->qtail != NULL) {
         be->qtail->next = b;
@@ -792,7 +802,10 @@ static void pump(backend *be)
 {
     while (be->qhead != NULL && be->client != NULL) {
         batch *b = be->qhead;
-        if (rt_otlp_client_export_buf(be->client, &b->body, on_export_done, b) != 0) {
+        int rc = be->gz != NULL
+                     ? rt_otlp_client_export_encoded(be->client, &b->body, on_export_done, b)
+                     : rt_otlp_client_export_buf(be->client, &b->body, on_export_done, b);
+        if (rc != 0) {
             break; /* at max_inflight: the next done callback pumps again */
         }
         be->qhead = b->next;
@@ -813,7 +826,7 @@ static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 
 static bool backend_idle(const backend *be)
 {
-    return be->cur.len == 0 && be->qhead == NULL && be->inflight_batches == 0;
+    return be->cur_raw == 0 && be->qhead == NULL && be->inflight_batches == 0;
 }
 
 /* Stop a backend for good: the open batch and the queue are dropped (shutdown), the client is
@@ -824,10 +837,11 @@ static void backend_shutdown(backend *be)
     if (be->timer != NULL) {
         evtimer_del(be->timer);
     }
-    if (be->cur.len > 0) {
+    if (be->cur_raw > 0) {
         drop(be, be->cur_spans, DROP_SHUTDOWN, "exporter stopped with the batch open");
-        held_sub(be, be->cur.len);
-        rt_buf_reset(&be->cur);
+        held_sub(be, be->cur_raw);
+        rt_buf_reset(&be->cur); /* a gzip member left unfinished: the backend takes no more */
+        be->cur_raw = 0;
         be->cur_spans = 0;
     }
     while (be->qhead != NULL) {
@@ -936,6 +950,9 @@ static int backend_init(rt_exporter *x, backend *be, const rt_exporter_cfg *c, u
         snprintf(err, errlen, "exporter \"%s\": %s", c->name, why);
         goto fail;
     }
+    if (o.gzip) {
+        be->gz = rt_gzip_writer_new(RT_OTLP_CLIENT_GZIP_LEVEL);
+    }
     return 0;
 fail:
     return -1;
@@ -954,6 +971,7 @@ static void backend_free(backend *be)
         close(be->fd);
     }
     SSL_CTX_free(be->tls);
+    rt_gzip_writer_free(be->gz);
     rt_buf_free(&be->cur);
     rt_buf_free(&be->line);
 }
@@ -1019,17 +1037,17 @@ void rt_exporter_submit(rt_exporter *x, const uint8_t *req, size_t len, size_t s
             drop(be, spans, DROP_QUEUE_FULL, detail);
             continue;
         }
-        if (be->cur.len > 0 && be->cur.len + len > be->cfg->batch.max_bytes) {
+        if (be->cur_raw > 0 && be->cur_raw + len > be->cfg->batch.max_bytes) {
             seal(be);
         }
-        if (be->cur.len == 0) {
+        if (be->cur_raw == 0) {
             /* Size a new batch like the last one and a quarter, so it is seldom grown (each
-             * growth copies the whole batch). */
+             * growth copies the whole batch; the last one's size is after gzip when gzipped). */
             size_t want = be->last_batch_bytes + be->last_batch_bytes / 4;
             if (want > be->cfg->batch.max_bytes) {
                 want = be->cfg->batch.max_bytes;
             }
-            want = want > len ? want : len;
+            want = want > len || be->gz != NULL ? want : len;
             if (be->cur.cap < want) {
                 rt_buf_reserve(&be->cur, want);
             }
@@ -1037,11 +1055,16 @@ void rt_exporter_submit(rt_exporter *x, const uint8_t *req, size_t len, size_t s
             struct timeval tv = {(time_t)(t / 1000000000u), (suseconds_t)(t % 1000000000u / 1000)};
             evtimer_add(be->timer, &tv);
         }
-        rt_buf_append(&be->cur, req, len);
+        if (be->gz != NULL) {
+            rt_gzip_writer_write(be->gz, req, len, &be->cur);
+        } else {
+            rt_buf_append(&be->cur, req, len);
+        }
+        be->cur_raw += len;
         be->cur_spans += spans;
         be->held_bytes += len;
         rt_gauge_add(be->m_queue_bytes, (double)len);
-        if (be->cur_spans >= be->cfg->batch.max_spans || be->cur.len >= be->cfg->batch.max_bytes ||
+        if (be->cur_spans >= be->cfg->batch.max_spans || be->cur_raw >= be->cfg->batch.max_bytes ||
             x->draining) {
             seal(be);
         }
