@@ -29,6 +29,9 @@
  * Memory accounting: every allocation made for a trace counts its requested size plus
  * ALLOC_OVERHEAD (a malloc chunk header) in `cost`, plus two table slots; interned blocks count
  * the same way in the intern tables. buffered_bytes is their sum, and it is what max_bytes bounds.
+ * Arena blocks, span-id sets, trace records and policy state come from the buffer's free lists
+ * (block_pool.h); arena blocks are sized to a class, so their requested size is what they hold.
+ * What the free lists keep for reuse (bounded) is not in buffered_bytes.
  */
 #include "trace_buffer.h"
 
