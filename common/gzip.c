@@ -70,14 +70,24 @@ done:
     return result;
 }
 
-void rt_gzip_deflate(const uint8_t *in, size_t len, int level, rt_buf *out)
+/* A gzip deflater at `level` (6 unless 1..9). Only fails out of memory, which is fatal here as
+ * in rt_malloc. */
+static void deflater_init(z_stream *zs, int level)
 {
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
+    memset(zs, 0, sizeof *zs);
     if (level < 1 || level > 9) {
         level = 6;
     }
-    deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    if (deflateInit2(zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        fprintf(stderr, "gzip: cannot initialise deflater (out of memory)\n");
+        abort();
+    }
+}
+
+void rt_gzip_deflate(const uint8_t *in, size_t len, int level, rt_buf *out)
+{
+    z_stream zs;
+    deflater_init(&zs, level);
     size_t bound = deflateBound(&zs, (uLong)len);
     rt_buf_reserve(out, bound);
     zs.next_in = (Bytef *)in;
@@ -95,14 +105,8 @@ struct rt_gzip_writer {
 
 rt_gzip_writer *rt_gzip_writer_new(int level)
 {
-    rt_gzip_writer *w = rt_calloc(1, sizeof *w);
-    if (level < 1 || level > 9) {
-        level = 6;
-    }
-    if (deflateInit2(&w->zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-        fprintf(stderr, "gzip: cannot initialise deflater (out of memory)\n");
-        abort(); /* as rt_malloc does */
-    }
+    rt_gzip_writer *w = rt_malloc(sizeof *w);
+    deflater_init(&w->zs, level);
     return w;
 }
 

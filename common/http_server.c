@@ -128,7 +128,7 @@ struct http_conn {
     bool peer_eof;    /* the client half-closed while we owe it an answer */
     bool lingering;
     struct event *linger_ev;
-    int rcvlowat; /* the socket's SO_RCVLOWAT as we last set it (0: never set, i.e. 1) */
+    int rcvlowat; /* the socket's SO_RCVLOWAT as we last set it (the kernel's default is 1) */
     http_req req;
     http_call *call;    /* request being read; owned */
     http_call *pending; /* request the handler holds; not owned */
@@ -145,7 +145,6 @@ struct rt_http_server {
 };
 
 static void conn_process(http_conn *c);
-static void conn_parse(http_conn *c);
 
 /* ---- calls ------------------------------------------------------------------------------ */
 
@@ -712,6 +711,13 @@ static void take_body(http_conn *c, struct evbuffer *in)
     r->body_left -= n;
 }
 
+/* A Content-Length body is streaming in over plaintext: read straight from the socket, with a
+ * receive low-water mark. Under TLS OpenSSL may already hold part of the body's ciphertext. */
+static bool plain_body(const http_conn *c)
+{
+    return !c->tls && c->state == CS_BODY;
+}
+
 /* Read what the socket has of a plaintext Content-Length body straight into the call's buffer.
  * libevent 2.1 reads a socket 4 KiB at a time into its own buffer (evbuffer_read caps every
  * read there, whatever bufferevent_set_max_single_read says), which for a 110 KiB request is
@@ -737,28 +743,6 @@ static void read_body_direct(http_conn *c)
     }
 }
 
-/* Parse what input there is, then tell the kernel how much to gather before the socket is
- * readable again. While a Content-Length body streams in, the socket would otherwise wake us for
- * every few kilobytes the client's writes deliver (~5 KB a read under load, so two syscalls and
- * a parse round per ~17 spans); with a receive low-water mark of what is left of the body (at
- * most 64 KiB) a 110 KiB request takes two or three reads. Only plaintext: under TLS OpenSSL
- * may already hold part of the body's ciphertext, so the socket can never reach the mark.
- * Never frees the connection, so callers may use `c` afterwards. */
-static void conn_process(http_conn *c)
-{
-    conn_parse(c);
-    int want = 1;
-    if (!c->tls && c->state == CS_BODY && c->req.body_left > 1) {
-        want = c->req.body_left < HTTP_BODY_LOWAT ? (int)c->req.body_left : HTTP_BODY_LOWAT;
-    }
-    if (want != (c->rcvlowat ? c->rcvlowat : 1)) {
-        evutil_socket_t fd = bufferevent_getfd(c->bev);
-        if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) == 0) {
-            c->rcvlowat = want;
-        }
-    }
-}
-
 /* Parse as much input as the state allows. Never frees the connection (only libevent callbacks
  * and rt_http_server_free do). */
 static void conn_parse(http_conn *c)
@@ -777,7 +761,7 @@ static void conn_parse(http_conn *c)
             if (evbuffer_get_length(in) > 0) {
                 take_body(c, in);
             }
-            if (c->req.body_left > 0 && c->state == CS_BODY && c->call != NULL && !c->tls) {
+            if (c->req.body_left > 0 && plain_body(c) && c->call != NULL) {
                 read_body_direct(c);
             }
             if (c->req.body_left > 0) {
@@ -831,6 +815,26 @@ static void conn_parse(http_conn *c)
             }
             break;
         }
+        }
+    }
+}
+
+/* Parse what input there is, then tell the kernel how much to gather before the socket is
+ * readable again. While a plaintext body streams in, the socket would otherwise wake us for every
+ * few kilobytes the client's writes deliver; with a receive low-water mark of what is left of
+ * the body (at most 64 KiB) a 110 KiB request takes two or three wake-ups. Never frees the
+ * connection, so callers may use `c` afterwards. */
+static void conn_process(http_conn *c)
+{
+    conn_parse(c);
+    int want = 1;
+    if (plain_body(c) && c->req.body_left > 1) {
+        want = c->req.body_left < HTTP_BODY_LOWAT ? (int)c->req.body_left : HTTP_BODY_LOWAT;
+    }
+    if (want != c->rcvlowat) {
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) == 0) {
+            c->rcvlowat = want;
         }
     }
 }
@@ -944,6 +948,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         return;
     }
     c->state = CS_REQLINE;
+    c->rcvlowat = 1;
     c->next = srv->conns;
     if (srv->conns != NULL) {
         srv->conns->prev = c;

@@ -706,15 +706,14 @@ static void seal(backend *be)
         return;
     }
     evtimer_del(be->timer);
-    if (be->fd >= 0) {
-        be->last_batch_bytes = be->cur.len;
-        file_write_batch(be);
-        return;
-    }
     if (be->gz != NULL) {
         rt_gzip_writer_finish(be->gz, &be->cur);
     }
     be->last_batch_bytes = be->cur.len;
+    if (be->fd >= 0) {
+        file_write_batch(be);
+        return;
+    }
     batch *b = rt_calloc(1, sizeof *b);
     b->be = be;
     b->body = be->cur; /* the batch takes the memory; the next batch starts a new buffer */
@@ -1047,7 +1046,9 @@ void rt_exporter_submit(rt_exporter *x, const uint8_t *req, size_t len, size_t s
             if (want > be->cfg->batch.max_bytes) {
                 want = be->cfg->batch.max_bytes;
             }
-            want = want > len || be->gz != NULL ? want : len;
+            if (be->gz == NULL && want < len) {
+                want = len; /* appended as is (gzip output grows as it is written) */
+            }
             if (be->cur.cap < want) {
                 rt_buf_reserve(&be->cur, want);
             }
