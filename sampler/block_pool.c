@@ -1,9 +1,10 @@
-/* block_pool.c - per-thread free lists by size class (see block_pool.h). */
+/* block_pool.c - per-thread stacks of released blocks by size class (see block_pool.h). */
 #include "block_pool.h"
 
 #include "alloc.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Class of n (RT_POOL_MIN < n <= RT_POOL_MAX): with 2^(e-1) < n <= 2^e, the class is
  * 3 * 2^(e-2) when n fits it, else 2^e. Class 0 is 64 = 2^6, class 1 is 96, class 2 is 128. */
@@ -25,22 +26,20 @@ static size_t class_size(unsigned c)
 
 void rt_pool_init(rt_pool *p, size_t max_held)
 {
-    for (unsigned c = 0; c < RT_POOL_CLASSES; c++) {
-        p->head[c] = NULL;
-    }
-    p->held = 0;
+    memset(p, 0, sizeof(*p));
     p->max_held = max_held;
 }
 
 void rt_pool_free(rt_pool *p)
 {
     for (unsigned c = 0; c < RT_POOL_CLASSES; c++) {
-        while (p->head[c] != NULL) {
-            void *next = *(void **)p->head[c];
-            free(p->head[c]);
-            p->head[c] = next;
+        rt_pool_stack *s = &p->cls[c];
+        for (uint32_t i = 0; i < s->n; i++) {
+            free(s->blk[i]);
         }
+        free(s->blk);
     }
+    memset(p->cls, 0, sizeof(p->cls));
     p->held = 0;
 }
 
@@ -67,13 +66,12 @@ void *rt_pool_get(rt_pool *p, size_t n)
         return rt_malloc(n);
     }
     unsigned c = class_of(n);
-    void *b = p->head[c];
-    if (b == NULL) {
+    rt_pool_stack *s = &p->cls[c];
+    if (s->n == 0) {
         return rt_malloc(class_size(c));
     }
-    p->head[c] = *(void **)b;
     p->held -= class_size(c);
-    return b;
+    return s->blk[--s->n];
 }
 
 void rt_pool_put(rt_pool *p, void *blk, size_t n)
@@ -86,11 +84,16 @@ void rt_pool_put(rt_pool *p, void *blk, size_t n)
         return;
     }
     unsigned c = class_of(n);
+    rt_pool_stack *s = &p->cls[c];
     if (p->held + class_size(c) > p->max_held) {
         free(blk);
         return;
     }
-    *(void **)blk = p->head[c];
-    p->head[c] = blk;
+    if (s->n == s->cap) { /* at most max_held / class size: the bound above stops it there */
+        size_t most = p->max_held / class_size(c), cap = s->cap ? 2 * (size_t)s->cap : 64;
+        s->cap = (uint32_t)(cap < most ? cap : most);
+        s->blk = rt_realloc(s->blk, (size_t)s->cap * sizeof(*s->blk));
+    }
+    s->blk[s->n++] = blk;
     p->held += class_size(c);
 }

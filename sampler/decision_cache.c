@@ -48,17 +48,17 @@ void rt_dcache_free(rt_dcache *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Index slot holding `key`, or the empty slot where it would go. */
-static size_t find_slot(const rt_dcache *c, const uint8_t *key, bool *found)
+/* Index slot holding `key` (hash h), or the empty slot where it would go. */
+static size_t find_slot(const rt_dcache *c, const uint8_t *key, uint32_t h, bool *found)
 {
-    size_t i = key_hash(key) & c->mask;
+    size_t i = h & c->mask;
     for (;;) {
-        uint32_t v = c->index[i];
-        if (v == 0) {
+        rt_dcache_slot s = c->index[i];
+        if (s.pos == 0) {
             *found = false;
             return i;
         }
-        if (memcmp(c->ents[v - 1].key, key, RT_DCACHE_KEY) == 0) {
+        if (s.hash == h && memcmp(c->ents[s.pos - 1].key, key, RT_DCACHE_KEY) == 0) {
             *found = true;
             return i;
         }
@@ -72,9 +72,9 @@ bool rt_dcache_get(const rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint64_
         return false;
     }
     bool found;
-    size_t i = find_slot(c, key, &found);
+    size_t i = find_slot(c, key, (uint32_t)key_hash(key), &found);
     if (found && val) {
-        *val = c->ents[c->index[i] - 1].val;
+        *val = c->ents[c->index[i].pos - 1].val;
     }
     return found;
 }
@@ -85,19 +85,19 @@ static void index_delete(rt_dcache *c, size_t i)
     size_t j = i;
     for (;;) {
         j = (j + 1) & c->mask;
-        uint32_t v = c->index[j];
-        if (v == 0) {
+        rt_dcache_slot s = c->index[j];
+        if (s.pos == 0) {
             break;
         }
-        size_t home = key_hash(c->ents[v - 1].key) & c->mask;
+        size_t home = s.hash & c->mask;
         /* Entry at j may move to i if its home is not cyclically in (i, j]. */
         bool stays = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
         if (!stays) {
-            c->index[i] = v;
+            c->index[i] = s;
             i = j;
         }
     }
-    c->index[i] = 0;
+    c->index[i] = (rt_dcache_slot){0, 0};
 }
 
 void rt_dcache_put(rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint64_t val)
@@ -105,27 +105,41 @@ void rt_dcache_put(rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint64_t val)
     if (c->capacity == 0) {
         return;
     }
+    uint32_t h = (uint32_t)key_hash(key);
     bool found;
-    size_t i = find_slot(c, key, &found);
+    size_t i = find_slot(c, key, h, &found);
     if (found) {
-        c->ents[c->index[i] - 1].val = val;
+        c->ents[c->index[i].pos - 1].val = val;
         return;
     }
     size_t pos = c->head;
     if (c->n == c->capacity) {
         bool old_found;
-        size_t oi = find_slot(c, c->ents[pos].key, &old_found);
+        const uint8_t *old = c->ents[pos].key;
+        size_t oi = find_slot(c, old, (uint32_t)key_hash(old), &old_found);
         if (old_found) {
             index_delete(c, oi);
         }
         c->n--;
-        i = find_slot(c, key, &found); /* the deletion may have moved the insertion point */
+        i = find_slot(c, key, h, &found); /* the deletion may have moved the insertion point */
     }
     memcpy(c->ents[pos].key, key, RT_DCACHE_KEY);
     c->ents[pos].val = val;
-    c->index[i] = (uint32_t)pos + 1;
+    c->index[i] = (rt_dcache_slot){(uint32_t)pos + 1, h};
     c->n++;
     c->head = (pos + 1) % c->capacity;
+}
+
+void rt_dcache_prefetch(const rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], size_t ahead)
+{
+    if (c->capacity == 0) {
+        return;
+    }
+    __builtin_prefetch(&c->index[key_hash(key) & c->mask]);
+    if (c->n + ahead >= c->capacity) {
+        const uint8_t *old = c->ents[(c->head + ahead) % c->capacity].key;
+        __builtin_prefetch(&c->index[key_hash(old) & c->mask]);
+    }
 }
 
 size_t rt_dcache_bytes(const rt_dcache *c)

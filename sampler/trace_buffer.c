@@ -21,6 +21,8 @@
  *                    [u32 len][u32 resource id][u32 scope id][span bytes]... A record may
  *                    continue in the next block: blocks are filled to the last byte, a block is
  *                    added when the last one is full, and nothing is ever moved.
+ *     dir            the blocks again, in an array: forgetting the trace gives them back without
+ *                    reading them (a walk of the list missed the cache once per block)
  *     ids            open-addressed set of 64-bit span ids (0 = empty slot) for dedup
  *     pairs          the distinct (resource, scope) ids of its spans, each holding one ref on
  *                    both; inline for up to PAIRS_INLINE, else on the heap
@@ -56,6 +58,8 @@
 #define ALLOC_OVERHEAD 16u         /* bytes charged per allocation for the malloc chunk header */
 #define SPAN_HDR       12u         /* u32 len, u32 resource id, u32 scope id */
 #define IDS_MIN_CAP    8u
+#define DIR_MIN_CAP    8u
+#define EMIT_AHEAD     8u /* emitted-span keys prefetched ahead of their put */
 #define PAIRS_INLINE   8u
 #define SHARD_SEED     0x74627566u /* "tbuf": not the ring's seed, and murmur x86_32, not x64 */
 #define INTERN_SEED    0x496e7465726e4b79ull
@@ -73,8 +77,10 @@ typedef struct trace {
     rt_twheel_entry timer;
     struct trace *older, *newer;
     arena_blk *head, *tail;
+    arena_blk **dir; /* dir[0..n_dir): head..tail */
+    uint32_t n_dir, dir_cap;
     uint64_t arena_cap;   /* sum of the blocks' cap */
-    uint64_t arena_bytes; /* what the blocks cost: cap + header + ALLOC_OVERHEAD each */
+    uint64_t arena_bytes; /* what the blocks cost (cap + header + ALLOC_OVERHEAD each) + dir's */
     uint64_t *ids;
     uint32_t ids_cap, ids_n;
     /* Distinct (resource, scope) of the spans: so forgetting a trace gives its refs back
@@ -318,10 +324,28 @@ static uint32_t arena_block_for(const trace *t, size_t add)
     return (uint32_t)(((size + 15) & ~(size_t)15) - sizeof(arena_blk));
 }
 
-/* What a block of capacity `cap` costs (0 for none). */
-static uint64_t block_bytes(uint32_t cap)
+static uint64_t dir_bytes(uint32_t cap)
 {
-    return cap ? (uint64_t)cap + sizeof(arena_blk) + ALLOC_OVERHEAD : 0;
+    return cap ? (uint64_t)cap * sizeof(arena_blk *) + ALLOC_OVERHEAD : 0;
+}
+
+static uint32_t dir_next_cap(const trace *t)
+{
+    if (t == NULL || t->dir_cap == 0) {
+        return DIR_MIN_CAP;
+    }
+    return t->n_dir < t->dir_cap ? t->dir_cap : 2 * t->dir_cap;
+}
+
+/* What adding a block of capacity `cap` to t's arena costs (0 for none): the block, and the
+ * directory's growth when it is full (t may be NULL: a new trace). */
+static uint64_t block_bytes(const trace *t, uint32_t cap)
+{
+    if (cap == 0) {
+        return 0;
+    }
+    uint64_t grow = dir_bytes(dir_next_cap(t)) - dir_bytes(t != NULL ? t->dir_cap : 0);
+    return (uint64_t)cap + sizeof(arena_blk) + ALLOC_OVERHEAD + grow;
 }
 
 /* Append n bytes from block k on, into the blocks after it when it fills up (the room was made
@@ -757,10 +781,15 @@ static void trace_destroy(rt_tbuf *b, trace *t)
     free(t->pairs_heap);
     b->spans -= t->sum.span_count;
     b->trace_bytes -= t->cost;
-    for (arena_blk *k = t->head, *next; k != NULL; k = next) {
-        next = k->next;
-        rt_pool_put(&b->pool, k, sizeof(*k) + k->cap);
+    /* The blocks are cold (last written when the trace was young): ask for all their headers
+     * at once rather than miss the cache on each in turn. */
+    for (uint32_t i = 0; i < t->n_dir; i++) {
+        __builtin_prefetch(t->dir[i]);
     }
+    for (uint32_t i = 0; i < t->n_dir; i++) {
+        rt_pool_put(&b->pool, t->dir[i], sizeof(arena_blk) + t->dir[i]->cap);
+    }
+    rt_pool_put(&b->pool, t->dir, t->dir_cap * sizeof(*t->dir));
     rt_pool_put(&b->pool, t->ids, t->ids_cap * sizeof(*t->ids));
     rt_pool_put(&b->pool, t->pstate, b->state_size);
     rt_pool_put(&b->pool, t, sizeof(*t));
@@ -964,12 +993,22 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
 static void finish_sampled(rt_tbuf *b, trace *t, uint32_t nid, double count)
 {
     emit_trace(b, t, b->names[nid], count);
+    /* Each put misses the cache on the index (random keys in a large table): keys are put
+     * EMIT_AHEAD behind the prefetch of their slots. */
+    uint8_t keys[EMIT_AHEAD][RT_DCACHE_KEY];
+    size_t made = 0, put = 0;
     for (uint32_t i = 0; i < t->ids_cap && b->emitted.capacity; i++) {
         if (t->ids[i]) {
-            uint8_t key[RT_DCACHE_KEY];
+            if (made - put == EMIT_AHEAD) {
+                rt_dcache_put(&b->emitted, keys[put++ % EMIT_AHEAD], 0);
+            }
+            uint8_t *key = keys[made++ % EMIT_AHEAD];
             emitted_key(key, t->ids[i], t->sum.trace_id);
-            rt_dcache_put(&b->emitted, key, 0);
+            rt_dcache_prefetch(&b->emitted, key, made - 1 - put);
         }
+    }
+    while (put < made) {
+        rt_dcache_put(&b->emitted, keys[put++ % EMIT_AHEAD], 0);
     }
     rt_dcache_put(&b->sampled, t->sum.trace_id, pack_sampled(nid, count));
     trace_destroy(b, t);
@@ -1194,8 +1233,19 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
             t->head = k;
         }
         t->tail = k;
+        t->arena_bytes += block_bytes(t, ncap);
+        if (t->n_dir == t->dir_cap) {
+            uint32_t dcap = dir_next_cap(t);
+            arena_blk **d = rt_pool_get(&b->pool, dcap * sizeof(*d));
+            if (t->n_dir) {
+                memcpy(d, t->dir, t->n_dir * sizeof(*d));
+            }
+            rt_pool_put(&b->pool, t->dir, t->dir_cap * sizeof(*d));
+            t->dir = d;
+            t->dir_cap = dcap;
+        }
+        t->dir[t->n_dir++] = k;
         t->arena_cap += ncap;
-        t->arena_bytes += block_bytes(ncap);
     }
     uint32_t hdr[3] = {len, res, scope};
     arena_put(arena_put(first != NULL ? first : t->head, hdr, SPAN_HDR), v->span.p, len);
@@ -1288,7 +1338,7 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
             }
             ctx_resource(b, rc, v); /* interned first: counted before making room */
             ctx_scope(b, rc, v);
-            uint64_t need = trace_cost(b, block_bytes(arena_block_for(NULL, SPAN_HDR + len)),
+            uint64_t need = trace_cost(b, block_bytes(NULL, arena_block_for(NULL, SPAN_HDR + len)),
                                        sid ? IDS_MIN_CAP : 0, 0);
             make_room(b, need, NULL, now);
             t = trace_new(b, id, now);
@@ -1312,7 +1362,7 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
             }
             uint32_t res = ctx_resource(b, rc, v), scope = ctx_scope(b, rc, v);
             uint64_t need =
-                trace_cost(b, t->arena_bytes + block_bytes(arena_block_for(t, SPAN_HDR + len)),
+                trace_cost(b, t->arena_bytes + block_bytes(t, arena_block_for(t, SPAN_HDR + len)),
                            sid ? ids_next_cap(t->ids_cap, t->ids_n) : t->ids_cap,
                            pairs_next_cap(t, res, scope)) -
                 t->cost;

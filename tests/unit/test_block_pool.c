@@ -63,9 +63,13 @@ static void test_released_blocks_are_reused_by_their_class_only(void **state)
     uint8_t *c = rt_pool_get(&p, 200); /* class 256 */
     assert_ptr_not_equal(c, a);
     assert_ptr_not_equal(c, b);
-    /* The most recently released first, then the other. */
+    /* The most recently released first, then the other, untouched while they were held. */
     assert_ptr_equal(rt_pool_get(&p, 290), b);
     assert_ptr_equal(rt_pool_get(&p, 383), a);
+    for (size_t i = 0; i < 384; i++) {
+        assert_int_equal(a[i], 0xab);
+        assert_int_equal(b[i], 0xcd);
+    }
     assert_int_equal(p.held, 0);
     rt_pool_put(&p, a, 384);
     rt_pool_put(&p, b, 384);

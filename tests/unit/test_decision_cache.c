@@ -83,6 +83,8 @@ static void test_churn_matches_model(void **state)
     uint8_t k[RT_DCACHE_KEY];
     for (uint64_t i = 0; i < M; i++) {
         key_of(i % 3 == 0 ? i : (i << 40), k);
+        /* A hint with any lead, full or not, changes nothing (and reads in bounds). */
+        rt_dcache_prefetch(&c, k, i % 9);
         rt_dcache_put(&c, k, i << 32 | i);
         if (i % 997 == 0 || i == M - 1) {
             uint64_t lo = i + 1 >= C ? i + 1 - C : 0;
