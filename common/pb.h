@@ -206,22 +206,18 @@ static inline int rt_pb_skip(const uint8_t *buf, size_t len, size_t *pos, int wi
         uint64_t v;
         return rt_pb_read_varint(buf, len, pos, &v);
     }
-    case RT_PB_WT_FIXED64:
-        if (*pos > len || len - *pos < 8) {
-            return RT_PB_ETRUNC;
-        }
-        *pos += 8;
-        return 0;
+    case RT_PB_WT_FIXED64: {
+        uint64_t v;
+        return rt_pb_read_fixed64(buf, len, pos, &v);
+    }
     case RT_PB_WT_LEN: {
         rt_pb_slice s;
         return rt_pb_read_len(buf, len, pos, &s);
     }
-    case RT_PB_WT_FIXED32:
-        if (*pos > len || len - *pos < 4) {
-            return RT_PB_ETRUNC;
-        }
-        *pos += 4;
-        return 0;
+    case RT_PB_WT_FIXED32: {
+        uint32_t v;
+        return rt_pb_read_fixed32(buf, len, pos, &v);
+    }
     default:
         return RT_PB_EWIRETYPE;
     }

@@ -17,12 +17,13 @@
  *     resv           bottom-k heap of the traces held for the reservoir policy (refs to traces
  *                    in the table; they are off the pending list and have no timer)
  *   trace
- *     head..tail     arena blocks holding span records one after the other:
+ *     dir            arena blocks holding span records one after the other, in an array:
  *                    [u32 len][u32 resource id][u32 scope id][span bytes]... A record may
  *                    continue in the next block: blocks are filled to the last byte, a block is
- *                    added when the last one is full, and nothing is ever moved.
- *     dir            the blocks again, in an array: forgetting the trace gives them back without
- *                    reading them (a walk of the list missed the cache once per block)
+ *                    added when the last one is full, and nothing is ever moved. Forgetting
+ *                    the trace gives them back without following links through cold blocks
+ *                    (a list cost a cache miss per block); `tail` is the last, kept beside
+ *                    the array because every span reads it
  *     ids            open-addressed set of 64-bit span ids (0 = empty slot) for dedup
  *     pairs          the distinct (resource, scope) ids of its spans, each holding one ref on
  *                    both; inline for up to PAIRS_INLINE, else on the heap
@@ -67,7 +68,6 @@
 
 /* One block of a trace's span arena. */
 typedef struct arena_blk {
-    struct arena_blk *next;
     uint32_t len, cap;
     uint8_t data[];
 } arena_blk;
@@ -76,8 +76,8 @@ typedef struct trace {
     rt_trace_summary sum; /* sum.trace_id is the key */
     rt_twheel_entry timer;
     struct trace *older, *newer;
-    arena_blk *head, *tail;
-    arena_blk **dir; /* dir[0..n_dir): head..tail */
+    arena_blk **dir; /* dir[0..n_dir): the arena's blocks in order */
+    arena_blk *tail; /* dir[n_dir - 1], or NULL */
     uint32_t n_dir, dir_cap;
     uint64_t arena_cap;   /* sum of the blocks' cap */
     uint64_t arena_bytes; /* what the blocks cost (cap + header + ALLOC_OVERHEAD each) + dir's */
@@ -348,14 +348,37 @@ static uint64_t block_bytes(const trace *t, uint32_t cap)
     return (uint64_t)cap + sizeof(arena_blk) + ALLOC_OVERHEAD + grow;
 }
 
-/* Append n bytes from block k on, into the blocks after it when it fills up (the room was made
- * by arena_block_for's block). Returns the block the bytes ended in. */
-static arena_blk *arena_put(arena_blk *k, const void *src, size_t n)
+/* Add a block of capacity `cap` (from arena_block_for) at the end of t's arena. */
+static void arena_add(rt_tbuf *b, trace *t, uint32_t cap)
+{
+    arena_blk *k = rt_pool_get(&b->pool, sizeof(*k) + cap);
+    k->len = 0;
+    k->cap = cap;
+    t->arena_bytes += block_bytes(t, cap);
+    t->arena_cap += cap;
+    if (t->n_dir == t->dir_cap) {
+        uint32_t dcap = dir_next_cap(t);
+        arena_blk **d = rt_pool_get(&b->pool, dcap * sizeof(*d));
+        if (t->n_dir) {
+            memcpy(d, t->dir, t->n_dir * sizeof(*d));
+        }
+        rt_pool_put(&b->pool, t->dir, t->dir_cap * sizeof(*d));
+        t->dir = d;
+        t->dir_cap = dcap;
+    }
+    t->dir[t->n_dir++] = k;
+    t->tail = k;
+}
+
+/* Append n bytes from block i on, into the blocks after it when it fills up (the room was made
+ * by arena_block_for's block). Returns the index of the block the bytes ended in. */
+static uint32_t arena_put(trace *t, uint32_t i, const void *src, size_t n)
 {
     const uint8_t *p = src;
     while (n > 0) {
+        arena_blk *k = t->dir[i];
         if (k->len == k->cap) {
-            k = k->next;
+            i++;
             continue;
         }
         size_t c = n < k->cap - k->len ? n : k->cap - k->len;
@@ -364,23 +387,28 @@ static arena_blk *arena_put(arena_blk *k, const void *src, size_t n)
         p += c;
         n -= c;
     }
-    return k;
+    return i;
 }
 
-/* A reading position in a trace's arena. */
+/* A reading position in a trace's arena: block t->dir[i], offset off. */
 typedef struct arena_it {
-    const arena_blk *blk;
-    uint32_t off;
+    const trace *t;
+    uint32_t i, off;
 } arena_it;
 
-/* Past the last record? (Moves off exhausted blocks.) */
+/* Past the last record? (Moves off exhausted blocks; else it_blk is the current block.) */
 static bool arena_end(arena_it *it)
 {
-    while (it->blk != NULL && it->off >= it->blk->len) {
-        it->blk = it->blk->next;
+    while (it->i < it->t->n_dir && it->off >= it->t->dir[it->i]->len) {
+        it->i++;
         it->off = 0;
     }
-    return it->blk == NULL;
+    return it->i == it->t->n_dir;
+}
+
+static const arena_blk *it_blk(const arena_it *it)
+{
+    return it->t->dir[it->i];
 }
 
 /* Copy the next n bytes into dst. */
@@ -388,9 +416,9 @@ static void arena_copy(arena_it *it, void *dst, size_t n)
 {
     uint8_t *d = dst;
     while (n > 0 && !arena_end(it)) {
-        size_t avail = it->blk->len - it->off;
+        size_t avail = it_blk(it)->len - it->off;
         size_t c = n < avail ? n : avail;
-        memcpy(d, it->blk->data + it->off, c);
+        memcpy(d, it_blk(it)->data + it->off, c);
         it->off += (uint32_t)c;
         d += c;
         n -= c;
@@ -404,8 +432,8 @@ static const uint8_t *arena_take(arena_it *it, size_t n, rt_buf *gather)
     if (n == 0) {
         return (const uint8_t *)"";
     }
-    if (!arena_end(it) && it->blk->len - it->off >= n) {
-        const uint8_t *p = it->blk->data + it->off;
+    if (!arena_end(it) && it_blk(it)->len - it->off >= n) {
+        const uint8_t *p = it_blk(it)->data + it->off;
         it->off += (uint32_t)n;
         return p;
     }
@@ -942,7 +970,7 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
     size_t k = 0;
     rt_buf_reset(&b->gather);
     rt_buf_reserve(&b->gather, t->sum.bytes); /* room for every span: it never moves below */
-    for (arena_it it = {t->head, 0}; k < n && !arena_end(&it); k++) {
+    for (arena_it it = {t, 0, 0}; k < n && !arena_end(&it); k++) {
         uint32_t hdr[3];
         arena_copy(&it, hdr, SPAN_HDR);
         b->recs[k] = (span_rec){.p = arena_take(&it, hdr[0], &b->gather),
@@ -1221,34 +1249,13 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
     pairs_add(b, t, res, scope);
     uint32_t len = (uint32_t)v->span.len;
     uint32_t ncap = arena_block_for(t, SPAN_HDR + (size_t)len);
-    arena_blk *first = t->tail; /* the record starts in what room the last block has left */
+    /* The record starts in what room the last block has left (block 0 of a new trace). */
+    uint32_t at = t->n_dir ? t->n_dir - 1 : 0;
     if (ncap != 0) {
-        arena_blk *k = rt_pool_get(&b->pool, sizeof(*k) + ncap);
-        k->next = NULL;
-        k->len = 0;
-        k->cap = ncap;
-        if (t->tail != NULL) {
-            t->tail->next = k;
-        } else {
-            t->head = k;
-        }
-        t->tail = k;
-        t->arena_bytes += block_bytes(t, ncap);
-        if (t->n_dir == t->dir_cap) {
-            uint32_t dcap = dir_next_cap(t);
-            arena_blk **d = rt_pool_get(&b->pool, dcap * sizeof(*d));
-            if (t->n_dir) {
-                memcpy(d, t->dir, t->n_dir * sizeof(*d));
-            }
-            rt_pool_put(&b->pool, t->dir, t->dir_cap * sizeof(*d));
-            t->dir = d;
-            t->dir_cap = dcap;
-        }
-        t->dir[t->n_dir++] = k;
-        t->arena_cap += ncap;
+        arena_add(b, t, ncap);
     }
     uint32_t hdr[3] = {len, res, scope};
-    arena_put(arena_put(first != NULL ? first : t->head, hdr, SPAN_HDR), v->span.p, len);
+    arena_put(t, arena_put(t, at, hdr, SPAN_HDR), v->span.p, len);
     if (sid) {
         ids_add(b, t, sid);
     }
@@ -1653,7 +1660,7 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
             recharge(b, t);
         }
         rt_policy_state_init(engine, t->pstate);
-        for (arena_it it = {t->head, 0}; !arena_end(&it);) {
+        for (arena_it it = {t, 0, 0}; !arena_end(&it);) {
             uint32_t hdr[3];
             arena_copy(&it, hdr, SPAN_HDR);
             rt_buf_reset(&b->gather);
