@@ -13,7 +13,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "clock.h"
-#include "health.h"
+#include "node_health.h"
 #include "log.h"
 #include "otlp_scan.h"
 #include "otlp_split.h"

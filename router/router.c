@@ -199,13 +199,22 @@ static void fwd_install(rt_worker *w, void *arg)
     }
 }
 
-static void on_view(void *arg, rt_view *view)
+/* A change of node state: build the workers' view of it and install it on every worker. */
+static void on_health(void *arg, const rt_health_snapshot *snap)
 {
     rt_router *rt = arg;
+    char err[256];
+    rt_view *view = rt_view_new(snap->m, snap->up, snap->nodes, rt->n_workers, snap->generation,
+                                rt_daemon_metrics(rt->d), err, sizeof err);
+    if (view == NULL) {
+        rt_log(RT_LOG_ERROR, "cannot build ring view", "reason=\"%s\"", err);
+        return;
+    }
     view_task t = {rt, view};
     rt_workers_run_on_each(rt->pool, fwd_install, &t);
     rt_log(RT_LOG_INFO, "ring view installed", "generation=%llu nodes=%zu up=%zu",
            (unsigned long long)view->generation, view->n, view->up_count);
+    rt_view_unref(view);
 }
 
 static void on_ring_changed(void *arg, rt_membership *m)
@@ -289,8 +298,8 @@ int rt_router_setup(rt_daemon *d, void *cfgp)
     }
     rt_fwd_metrics_init(&rt->metrics, rt_daemon_metrics(d));
     rt_workers_run_on_each(rt->pool, fwd_create, rt);
-    rt->health = rt_health_new(rt_daemon_main_base(d), &cfg->health, rt->n_workers,
-                               rt_daemon_metrics(d), on_view, rt);
+    rt->health = rt_health_new(rt_daemon_main_base(d), &cfg->health, "ringtail_router_node_up",
+                               rt_daemon_metrics(d), on_health, rt);
     rt_daemon_hooks hooks = {
         .ring_changed = on_ring_changed,
         .stop = on_stop,

@@ -1,5 +1,5 @@
 /* router.h - ringtail-router as a daemon: its config (router.yaml) and the glue between the
- * process scaffolding (daemon.h), the OTLP listeners (intake.h), node health (health.h) and the
+ * process scaffolding (daemon.h), the OTLP listeners (intake.h), node health (node_health.h) and the
  * per-worker forwarders (forward.h).
  *
  *   main thread: admin, ring file watch, health checks, building views, draining on stop
@@ -10,7 +10,7 @@
 
 #include "config.h"
 #include "daemon.h"
-#include "health.h"
+#include "node_health.h"
 #include "intake.h"
 
 #include <stdbool.h>

@@ -2,7 +2,7 @@
 #include "view.h"
 
 #include "alloc.h"
-#include "health.h"
+#include "node_health.h"
 
 #include <stdio.h>
 #include <stdlib.h>

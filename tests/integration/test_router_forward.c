@@ -12,7 +12,7 @@
 
 #include "alloc.h"
 #include "forward.h"
-#include "health.h"
+#include "node_health.h"
 #include "http_server.h"
 #include "membership.h"
 #include "otlp_call.h"

@@ -1,15 +1,17 @@
-/* test_router_health.c - the router's node health (router/health.c) against in-process admin
- * listeners on 127.0.0.1-3 (one shared admin port, as in production): a node whose /readyz
- * answers 503 is marked down after unhealthy_after checks and mirrored into the ring; it comes
- * back only after healthy_after consecutive good checks, so a flapping node stays down; workers'
- * passive failure reports mark a node down; a TCP check follows a listener going away. */
+/* test_router_health.c - the router's node health (common/node_health.c, views built as router.c
+ * builds them) against in-process admin listeners on 127.0.0.1-3 (one shared admin port, as in
+ * production): a node whose /readyz answers 503 is marked down after unhealthy_after checks and
+ * mirrored into the ring; it comes back only after healthy_after consecutive good checks, so a
+ * flapping node stays down; workers' passive failure reports mark a node down; a TCP check follows
+ * a listener going away. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include "alloc.h"
-#include "health.h"
+#include "node_health.h"
+#include "view.h"
 #include "membership.h"
 #include "net.h"
 #include "worker.h"
@@ -54,9 +56,13 @@ static void readyz(struct evhttp_request *req, void *arg)
     evhttp_send_reply(req, st, st == 200 ? "OK" : "Service Unavailable", NULL);
 }
 
-static void on_publish(void *arg, rt_view *v)
+static void on_publish(void *arg, const rt_health_snapshot *snap)
 {
     fixture *fx = arg;
+    char err[256];
+    rt_view *v =
+        rt_view_new(snap->m, snap->up, snap->nodes, 1, snap->generation, fx->reg, err, sizeof err);
+    assert_non_null(v);
     fx->publishes++;
     assert_int_equal(v->n, NNODE);
     assert_int_equal(v->n_rings, 1);
@@ -64,7 +70,6 @@ static void on_publish(void *arg, rt_view *v)
         fx->up[i] = v->nodes[i].up;
         assert_int_equal(rt_ring_is_up(v->rings[0], i), v->nodes[i].up);
     }
-    rt_view_ref(v);
     rt_view_unref(fx->last);
     fx->last = v;
 }
@@ -110,7 +115,7 @@ static fixture *fixture_new(int check, int interval_ms)
                               .unhealthy_after = 2,
                               .healthy_after = 3};
     fx->reg = rt_metrics_registry_new();
-    fx->h = rt_health_new(fx->base, &fx->cfg, 1, fx->reg, on_publish, fx);
+    fx->h = rt_health_new(fx->base, &fx->cfg, "ringtail_router_node_up", fx->reg, on_publish, fx);
     rt_health_set_membership(fx->h, fx->m);
     return fx;
 }

@@ -1,6 +1,8 @@
-/* health.h - which sampler nodes are up: passive checks (failed forwards reported by workers)
- * and active checks (GET /readyz on each sampler's admin port, or a TCP connect to its OTLP
- * endpoint) on the main thread, with damping, published to the workers as views (view.h).
+/* node_health.h - which sampler nodes of the ring are up: passive checks (failed sends reported
+ * by workers) and active checks (GET /readyz on each sampler's admin port, or a TCP connect to
+ * its OTLP endpoint) on the main thread, with damping. The router uses it for the samplers it
+ * forwards to; each change is handed to the owner as a snapshot (the router builds its views,
+ * view.h, from it).
  *
  * State machine per node (main thread only):
  *   up   -> down  after `unhealthy_after` consecutive failed active probes, or when workers
@@ -8,19 +10,18 @@
  *                 timeouts, lost connections, retryable error statuses after retries);
  *   down -> up    after `healthy_after` consecutive successful active probes (with checks off:
  *                 after interval * healthy_after, so a node is tried again).
- * New nodes start up. A change builds a new view, mirrors the state into the daemon's ring
- * (rt_ring_set_up, so /ring shows it), and calls the publish callback.
+ * New nodes start up. A change mirrors the state into the membership's ring (rt_ring_set_up, so
+ * /ring shows it) and calls the publish callback with a snapshot.
  *
  * Threads: everything runs on the main thread except rt_health_passive(), which workers call:
  * it touches only atomics in rt_health_node and wakes the main thread with event_active().
  */
-#ifndef RT_ROUTER_HEALTH_H
-#define RT_ROUTER_HEALTH_H
+#ifndef RT_NODE_HEALTH_H
+#define RT_NODE_HEALTH_H
 
 #include "config.h"
 #include "membership.h"
 #include "metrics.h"
-#include "view.h"
 
 #include <event2/event.h>
 #include <stdatomic.h>
@@ -50,6 +51,7 @@ extern const rt_cfg_field rt_health_fields[];
 typedef struct rt_health rt_health;
 
 /* Shared between the main thread and the workers (through views): passive failure counting. */
+typedef struct rt_health_node rt_health_node;
 struct rt_health_node {
     _Atomic unsigned refs;
     _Atomic uint32_t fail_streak; /* consecutive failed forwards, all workers together */
@@ -66,15 +68,25 @@ void rt_health_node_unref(rt_health_node *hn);
  * `threshold` wakes the main thread, which marks the node down. */
 void rt_health_passive(rt_health_node *hn, bool ok);
 
-/* Called on the main thread with each new view (one reference lent for the call). */
-typedef void (*rt_health_publish_fn)(void *arg, rt_view *view);
+/* The state of every node after a change, in ring index order of the membership in force. All
+ * of it is lent for the publish call only (ref a node's counters to keep them). */
+typedef struct rt_health_snapshot {
+    const rt_membership *m;
+    size_t n;
+    const bool *up;
+    rt_health_node *const *nodes;
+    uint64_t generation; /* increases with every snapshot of one checker */
+} rt_health_snapshot;
 
-/* Create the checker on `base` (the main loop). `cfg` is borrowed. `n_workers` rings are built
- * per view. `reg` receives ringtail_router_node_up{node}. */
-rt_health *rt_health_new(struct event_base *base, const rt_health_cfg *cfg, size_t n_workers,
+/* Called on the main thread after every change (membership set, a node marked up or down). */
+typedef void (*rt_health_publish_fn)(void *arg, const rt_health_snapshot *snap);
+
+/* Create the checker on `base` (the main loop). `cfg` is borrowed. `reg` receives the gauge
+ * `up_metric`{node} (1 up, 0 down), e.g. "ringtail_router_node_up". */
+rt_health *rt_health_new(struct event_base *base, const rt_health_cfg *cfg, const char *up_metric,
                          rt_metrics_registry *reg, rt_health_publish_fn publish, void *arg);
 /* The membership in force changed (or was loaded): keep the state of nodes whose id, endpoint
- * and protocol are unchanged, start new ones up, build and publish a view. `m` is borrowed
+ * and protocol are unchanged, start new ones up, and publish. `m` is borrowed
  * until the next call or rt_health_free. */
 void rt_health_set_membership(rt_health *h, rt_membership *m);
 /* Nodes up in the membership in force (0 without one). */

@@ -1,5 +1,5 @@
-/* health.c - sampler node health: passive reports, active probes, damping, views (health.h). */
-#include "health.h"
+/* node_health.c - sampler node health: passive reports, active probes, damping (node_health.h). */
+#include "node_health.h"
 
 #include "alloc.h"
 #include "buf.h"
@@ -128,7 +128,7 @@ struct probe {
 struct rt_health {
     struct event_base *base;
     const rt_health_cfg *cfg;
-    size_t n_workers;
+    char *up_metric;
     rt_metrics_registry *reg;
     rt_health_publish_fn publish;
     void *publish_arg;
@@ -169,16 +169,11 @@ static void publish(rt_health *h)
         hns[i] = h->st[i]->hn;
         rt_ring_set_up(h->m->ring, i, up[i]); /* mirror for the /ring page */
     }
-    char err[256];
-    rt_view *v = rt_view_new(h->m, up, hns, h->n_workers, ++h->generation, h->reg, err, sizeof err);
+    rt_health_snapshot snap = {
+        .m = h->m, .n = h->n, .up = up, .nodes = hns, .generation = ++h->generation};
+    h->publish(h->publish_arg, &snap);
     free(up);
     free(hns);
-    if (v == NULL) {
-        rt_log(RT_LOG_ERROR, "cannot build ring view", "reason=\"%s\"", err);
-        return;
-    }
-    h->publish(h->publish_arg, v);
-    rt_view_unref(v);
 }
 
 static void set_up(rt_health *h, hstate *st, bool up, const char *why)
@@ -363,13 +358,13 @@ static void on_report(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-rt_health *rt_health_new(struct event_base *base, const rt_health_cfg *cfg, size_t n_workers,
+rt_health *rt_health_new(struct event_base *base, const rt_health_cfg *cfg, const char *up_metric,
                          rt_metrics_registry *reg, rt_health_publish_fn pub, void *arg)
 {
     rt_health *h = rt_calloc(1, sizeof *h);
     h->base = base;
     h->cfg = cfg;
-    h->n_workers = n_workers;
+    h->up_metric = rt_strdup(up_metric);
     h->reg = reg;
     h->publish = pub;
     h->publish_arg = arg;
@@ -416,7 +411,7 @@ void rt_health_set_membership(rt_health *h, rt_membership *m)
             s->up = true;
             s->hn = rt_health_node_new(h, (uint32_t)h->cfg->unhealthy_after);
             if (h->reg) {
-                s->up_gauge = rt_metrics_gauge(h->reg, "ringtail_router_node_up",
+                s->up_gauge = rt_metrics_gauge(h->reg, h->up_metric,
                                                "1 while the sampler node takes traffic, 0 while "
                                                "it is marked down.",
                                                "node", s->id, NULL);
@@ -480,5 +475,6 @@ void rt_health_free(rt_health *h)
     if (h->dns) {
         evdns_base_free(h->dns, 0);
     }
+    free(h->up_metric);
     free(h);
 }
