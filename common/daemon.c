@@ -46,6 +46,7 @@ const rt_cfg_field rt_daemon_ring_fields[] = {
 typedef struct watched_file {
     rt_daemon *d; /* ref: owner */
     char *path;
+    char *name; /* the path's last component */
     int wd;
     uint64_t content_hash;
     struct event *debounce;
@@ -204,7 +205,11 @@ static int ring_page(void *arg, const char *query, rt_buf *body, const char **co
     *content_type = "application/json";
     const rt_membership *m = d->membership;
     if (m == NULL) {
-        rt_buf_append_str(body, "{\"nodes\":[]}\n");
+        rt_buf_append_str(body, "{\"nodes\":[]");
+        if (d->hooks.ring_info) {
+            d->hooks.ring_info(d->hooks.arg, body);
+        }
+        rt_buf_append_str(body, "}\n");
         return 200;
     }
     rt_buf_printf(body, "{\"content_hash\":\"%016llx\",\"nodes\":[",
@@ -222,7 +227,11 @@ static int ring_page(void *arg, const char *query, rt_buf *body, const char **co
                       nd->protocol == RT_MEMBER_GRPC ? "grpc" : "http",
                       rt_ring_is_up(m->ring, i) ? "true" : "false", rt_ring_node_share(m->ring, i));
     }
-    rt_buf_append_str(body, "]}\n");
+    rt_buf_append_str(body, "]");
+    if (d->hooks.ring_info) {
+        d->hooks.ring_info(d->hooks.arg, body);
+    }
+    rt_buf_append_str(body, "}\n");
     return 200;
 }
 
@@ -330,9 +339,17 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
             const struct inotify_event *ev = (const struct inotify_event *)p;
             for (size_t i = 0; i < 2; i++) {
                 watched_file *w = &d->watch[i];
-                if (w->path && w->wd == ev->wd) {
-                    /* Any change in the directory may be ours (symlink swaps change other
-                     * names); the content hash decides. Act 200 ms after the last event. */
+                /* Our file's own name (written in place, or renamed over by an editor), or a
+                 * name starting with ".." (a Kubernetes ConfigMap swaps its "..data" symlink;
+                 * the file's name is a link through it). Other files of the directory - logs,
+                 * say - are not ours: counting them would hold the reload back for as long as
+                 * they keep being written. The content hash decides. Act 200 ms after the
+                 * last event. */
+                if (w->path == NULL || w->wd != ev->wd) {
+                    continue;
+                }
+                if (ev->len == 0 || strcmp(ev->name, w->name) == 0 ||
+                    strncmp(ev->name, "..", 2) == 0) {
                     struct timeval tv = {0, 200000};
                     event_add(w->debounce, &tv);
                 }
@@ -361,6 +378,8 @@ static void watch_file(rt_daemon *d, size_t slot, const char *path, void (*chang
     free(copy);
     w->d = d;
     w->path = rt_strdup(path);
+    const char *slash = strrchr(path, '/');
+    w->name = rt_strdup(slash ? slash + 1 : path);
     w->wd = wd;
     w->content_hash = file_hash(path);
     w->changed = changed;
@@ -513,6 +532,7 @@ static void finish(rt_daemon *d)
             event_free(d->watch[i].debounce);
         }
         free(d->watch[i].path);
+        free(d->watch[i].name);
     }
     if (d->inotify_ev) {
         event_free(d->inotify_ev);

@@ -103,6 +103,8 @@ typedef struct rt_daemon_hooks {
     void (*stop)(void *arg, rt_daemon *d);
     /* Extra readiness condition for /readyz (see rt_admin_ready_fn). */
     bool (*ready)(void *arg, char *reason, size_t cap);
+    /* Extra members of the /ring JSON object: append text starting with a comma. */
+    void (*ring_info)(void *arg, rt_buf *json);
     void *arg;
 } rt_daemon_hooks;
 

@@ -33,7 +33,9 @@ admin_port() {
 }
 
 metric() { # metric PORT NAME -> value of the first sample of NAME
-  curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 {print $2; exit}'
+  # awk reads to the end: leaving early would fail curl's write (exit 23) under pipefail.
+  curl -sf "http://127.0.0.1:$1/metrics" |
+    awk -v n="$2" '!done && ($1 == n || index($1, n "{") == 1) {print $2; done = 1}'
 }
 
 for bin in router sampler; do
@@ -113,6 +115,21 @@ EOC
   done
   [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 5 ] || fail "$bin: watched ring edit not applied"
   grep -q 'ring file changed on disk' "$tmp/$bin.log" || fail "$bin: no log line for the watched edit"
+
+  # Another file of the same directory written all the time (a log, say) does not hold the
+  # reload back: only events for the ring file's own name count.
+  (while :; do echo x >> "$tmp/busy.log"; sleep 0.02; done) &
+  busy=$!
+  printf '%s\n' "$ring3" > "$tmp/ring.new"
+  mv "$tmp/ring.new" "$tmp/ring.yaml"
+  for _ in $(seq 1 30); do
+    [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 3 ] && break
+    sleep 0.1
+  done
+  kill "$busy"
+  wait "$busy" 2>/dev/null || true
+  [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 3 ] ||
+    fail "$bin: ring edit not applied within 3 s while a neighbour file was being written"
 
   # SIGTERM: clean exit.
   kill -TERM "$pid"
