@@ -9,6 +9,9 @@
 #   sampler   loadgen -> one ringtail-sampler -> sink
 #   router    loadgen -> ringtail-router -> 3 sinks standing in for samplers
 #   tier      loadgen -> ringtail-router -> 3 ringtail-samplers -> sink
+#   scale-out, scale-in, rolling, kill, stale, slow-owner, steady
+#             the tier while its membership changes, under real-time load: run by
+#             bench/membership.sh (its header lists the scenarios and their options)
 #   spike     the tier under the spike profile (10x the base --rate in the middle third of the
 #             run), with each sampler's and the router's /metrics sampled every 0.5 s into
 #             metrics.csv (t_s,node,traces_pending,bytes_buffered,spans_received) for the
@@ -41,6 +44,9 @@
 # bench/charts.sh draws from these. Exit status: the sink's (non-zero when --fail-if trips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${*: -1}" in
+scale-out | scale-in | rolling | kill | stale | slow-owner | steady) exec bash bench/membership.sh "$@" ;;
+esac
 cmdline="bench/driver.sh$(printf ' %q' "$@")"
 
 build=build
@@ -109,71 +115,10 @@ poll_pid=""
 trap '[ -z "$poll_pid" ] || kill -TERM "$poll_pid" 2>/dev/null || true; stop_all
   [ -z "$sink_pid" ] || kill -TERM "$sink_pid" 2>/dev/null || true' EXIT
 
-# A free port block for this run (OTLP http = base, grpc = base+1, admin = base+2 on each
-# address), so parallel runs and a running tier do not collide.
-# Below the kernel's ephemeral range (32768 and up by default), where outgoing connections of
-# this or other runs could already hold a port.
-low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-span=$((low - 10000 - 100))
-[ "$span" -gt 1000 ] || span=1000
-base=$((10000 + ($$ * 7 + RANDOM) % span))
-wait_log() { # wait_log FILE PATTERN
-  for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "driver.sh: timed out waiting for '$2' in $1" >&2
-  cat "$1" >&2
-  return 1
-}
-
-start_sink() { # start_sink [EXTRA SINK ARGS]
-  "$build/rt-bench-sink" --http "127.0.0.1:$((base + 10))" --grpc "127.0.0.1:$((base + 11))" "$@" \
-    --manifest "$out/manifest.jsonl" --report "$out/sink.json" \
-    ${fail_if:+--fail-if "$fail_if"} > "$out/sink.out" 2> "$out/sink.log" &
-  sink_pid=$!
-  wait_log "$out/sink.log" "grpc_port="
-  kill -0 "$sink_pid" 2>/dev/null || { cat "$out/sink.log" >&2; exit 2; }
-}
-
-sampler_config() { # sampler_config I -> config of sampler I (1..3) on 127.0.0.(I+1)
-  local ip="127.0.0.$(($1 + 1))"
-  cat <<EOC
-log_level: info
-workers: 1
-node_id: sampler-$1
-admin: {listen: "$ip:$((base + 2))"}
-ring: {file: "$out/ring.yaml"}
-listeners:
-  http: {listen: "$ip:$base"}
-  grpc: {listen: "$ip:$((base + 1))"}
-tail_sampling:
-  decision_wait: $decision_wait
-  num_traces: 200000
-EOC
-  sed 's/^/  /' "$policies"
-  cat <<EOC
-exporters:
-  - name: sink
-    type: otlp_http
-    endpoint: 127.0.0.1:$((base + 10))
-    batch: {timeout: 100ms}
-EOC
-}
-
-# check_sampler_config FILE: a policy file the sampler refuses stops the run here, with the
-# sampler's own message (file, line, key), not as a sampler that never becomes ready.
-check_sampler_config() {
-  "$build/ringtail-sampler" --config "$1" --check-config > /dev/null 2> "$1.check" || {
-    echo "driver.sh: the sampler refuses $1 (policies from $policies):" >&2
-    cat "$1.check" >&2
-    exit 2
-  }
-  rm -f "$1.check"
-}
-
-ring_file() { # ring_file PORT -> three nodes on 127.0.0.2-4:PORT
-  echo "protocol: http"
-  echo "nodes:"
-  for i in 1 2 3; do echo "  - {id: sampler-$i, endpoint: \"127.0.0.$((i + 1)):$1\"}"; done
-}
+# Shared with bench/membership.sh: the port block ($base), wait_log, start_sink,
+# sampler_config, check_sampler_config, ring_file, metric_sum.
+# shellcheck source=bench/tier-lib.sh
+. bench/tier-lib.sh
 
 start_router() { # start_router HEALTH_CHECK
   cat > "$out/router.yaml" <<EOC
@@ -274,11 +219,6 @@ poll_metrics() {
   done
 }
 
-# metric_sum FILE NAME: the sum over labels of metric NAME in a saved /metrics page.
-metric_sum() {
-  awk -v n="$2" '{ name = $1; sub(/\{.*/, "", name) } name == n { s += $NF } END { printf "%d", s }' \
-    "$1" 2>/dev/null || echo 0
-}
 
 if [ "$scenario" = spike ]; then
   poll_metrics "$out/metrics.csv" &

@@ -7,7 +7,7 @@
  *                    [--batch-delay-ms MS] [--seed N] [--manifest FILE] [--report FILE]
  *                    [--error-rate P] [--slow-rate P] [--token-limit-rate P]
  *                    [--debug-tenant-rate P] [--tool-heavy-rate P] [--tool-heavy-min N]
- *                    [--late-rate P] [--span-attr KEY=VALUE]
+ *                    [--late-rate P] [--span-attr KEY=VALUE] [--latency FILE]
  *
  * Compressed time (the default, for throughput): turns start at --rate (or as fast as the
  * client takes them) and their spans are queued per service at once, in the order their SDK
@@ -25,6 +25,12 @@
  *
  * --span-attr adds one string attribute to every span, so tests can make traffic look exported
  * by a named sampler (the sink's fragmentation check reads such an attribute).
+ *
+ * --latency writes one CSV line per request once it is settled - "t_s,latency_ms,spans,ok": when
+ * it was handed to the client (seconds since the run started), how long until its final answer
+ * (the client's queueing and retries included: what an SDK's exporter waits), its spans, 1 when
+ * acknowledged - so a benchmark can compare acknowledgement latency during a change with the
+ * steady state.
  */
 #include "alloc.h"
 #include "buf.h"
@@ -67,6 +73,7 @@ typedef struct lg_opts {
     const char *manifest;
     const char *report;
     const char *attr_key, *attr_val; /* --span-attr; NULL = none */
+    const char *latency;             /* --latency FILE; NULL = none */
     rt_workload_opts wl;
 } lg_opts;
 
@@ -79,6 +86,7 @@ typedef struct lg {
     rt_otlp_client *client;
     rt_workload *wl;
     FILE *manifest;
+    FILE *latency;
     rt_buf mline;
 
     /* Compressed time: spans waiting per service (ScopeSpans.spans fields). */
@@ -406,6 +414,13 @@ static void export_done(const rt_otlp_client_result *res, void *arg)
     lg *g = r->g;
     uint32_t spans = r->spans;
     req_free(r);
+    if (g->latency) {
+        uint64_t now = rt_clock_mono_ns(), since = now - g->start_mono;
+        uint64_t at = since > res->elapsed_ns ? since - res->elapsed_ns : 0;
+        bool ok = res->outcome == RT_OTLP_CLIENT_OK || res->outcome == RT_OTLP_CLIENT_PARTIAL;
+        fprintf(g->latency, "%.4f,%.3f,%u,%d\n", (double)at / 1e9, (double)res->elapsed_ns / 1e6,
+                spans, ok ? 1 : 0);
+    }
     switch (res->outcome) {
     case RT_OTLP_CLIENT_OK:
         g->req_acked++;
@@ -506,7 +521,7 @@ static void usage(FILE *f)
             "         [--batch-spans N] [--batch-delay-ms MS] [--seed N] [--manifest FILE]\n"
             "         [--report FILE] [--error-rate P] [--slow-rate P] [--token-limit-rate P]\n"
             "         [--debug-tenant-rate P] [--tool-heavy-rate P] [--tool-heavy-min N]\n"
-            "         [--late-rate P] [--span-attr KEY=VALUE]\n");
+            "         [--late-rate P] [--span-attr KEY=VALUE] [--latency FILE]\n");
 }
 
 static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
@@ -564,6 +579,7 @@ static int parse_args(int argc, char **argv, lg_opts *o)
         O_HEAVY_MIN,
         O_LATE,
         O_SPAN_ATTR,
+        O_LATENCY,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -591,6 +607,7 @@ static int parse_args(int argc, char **argv, lg_opts *o)
         {"tool-heavy-min", required_argument, NULL, O_HEAVY_MIN},
         {"late-rate", required_argument, NULL, O_LATE},
         {"span-attr", required_argument, NULL, O_SPAN_ATTR},
+        {"latency", required_argument, NULL, O_LATENCY},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -708,6 +725,9 @@ static int parse_args(int argc, char **argv, lg_opts *o)
             o->attr_val = eq + 1;
             break;
         }
+        case O_LATENCY:
+            o->latency = optarg;
+            break;
         case O_HELP:
             usage(stdout);
             exit(0);
@@ -791,6 +811,14 @@ int main(int argc, char **argv)
             goto fail;
         }
     }
+    if (g.o.latency) {
+        g.latency = fopen(g.o.latency, "w");
+        if (!g.latency) {
+            fprintf(stderr, "rt-bench-loadgen: cannot open %s: %s\n", g.o.latency, strerror(errno));
+            goto fail;
+        }
+        fprintf(g.latency, "t_s,latency_ms,spans,ok\n");
+    }
     g.n_svc = rt_workload_service_count(g.wl);
     g.svc_spans = rt_calloc(g.n_svc, sizeof *g.svc_spans);
     g.svc_count = rt_calloc(g.n_svc, sizeof *g.svc_count);
@@ -825,6 +853,10 @@ int main(int argc, char **argv)
 fail:
     if (g.manifest) {
         fclose(g.manifest);
+    }
+    if (g.latency && fclose(g.latency) != 0) {
+        fprintf(stderr, "rt-bench-loadgen: cannot write %s\n", g.o.latency);
+        rc = 2;
     }
     rt_otlp_client_free(g.client);
     while (g.q_len > 0) {

@@ -4,7 +4,7 @@
  *
  *   rt-bench-sink [--http HOST:PORT]... [--grpc HOST:PORT]... [--manifest FILE] [--report FILE]
  *                 [--expect-export-attr KEY] [--policy-attr KEY] [--idle S]
- *                 [--fail-if "recall.error<1,incomplete>0,..."]
+ *                 [--fail-if "recall.error<1,incomplete>0,..."] [--missing FILE]
  *
  * It prints "http_port=N" / "grpc_port=N" on stderr for each listener once it is up, then runs
  * until SIGTERM / SIGINT, or until --idle seconds pass without data. It then reads the manifest
@@ -17,6 +17,10 @@
  * export attribute (default "ringtail.sampler.id": each sampler names itself on what it
  * exports; looked up on the span, then on its Resource). Without that attribute anywhere the
  * fragmentation figure is "unknown". A duplicate is a (trace id, span id) seen again.
+ * missing_spans counts the spans of kept traces that never arrived (a trace kept whole has none;
+ * a trace not kept at all is not counted: whether it should have been is the policies' call).
+ * --missing writes "<trace id> <spans listed> <spans received>" for every manifest trace that
+ * did not arrive whole (not kept, or incomplete), for tests that check which traces they are.
  *
  * Per span the sink does: one walk of the span's attributes, one hash probe for the span id and
  * one for the trace; no allocation once its tables are warm.
@@ -104,6 +108,7 @@ typedef struct sink {
 
     const char *manifest;
     const char *report;
+    const char *missing; /* --missing FILE, or NULL */
     const char *export_attr;
     size_t export_attr_len;
     const char *policy_attr;
@@ -337,6 +342,7 @@ typedef struct results {
     cat_stat all;
     uint64_t manifest_spans, spans_of_manifest; /* listed spans; received distinct, capped */
     uint64_t incomplete, fragmented;
+    uint64_t missing_spans; /* of kept traces */
     bool fragmentation_known;
     uint64_t unknown_traces, unknown_spans;
     double active_s, spans_per_s;
@@ -387,6 +393,15 @@ static int read_manifest(sink *s, results *r)
     ssize_t n;
     unsigned long lineno = 0;
     int rc = 0;
+    FILE *miss = NULL;
+    if (s->missing) {
+        miss = fopen(s->missing, "w");
+        if (!miss) {
+            fprintf(stderr, "rt-bench-sink: cannot write %s: %s\n", s->missing, strerror(errno));
+            fclose(f);
+            return -1;
+        }
+    }
     while ((n = getline(&line, &cap, f)) > 0) {
         lineno++;
         if (n == 1 && line[0] == '\n') {
@@ -421,6 +436,14 @@ static int read_manifest(sink *s, results *r)
         r->all.whole += whole;
         if (kept && !whole) {
             r->incomplete++;
+            r->missing_spans += listed - t->spans;
+        }
+        if (miss && !whole) {
+            char hex[33];
+            for (int i = 0; i < 16; i++) {
+                snprintf(hex + 2 * i, 3, "%02x", id[i]);
+            }
+            fprintf(miss, "%s %llu %u\n", hex, (unsigned long long)listed, t ? t->spans : 0);
         }
         if (kept && __builtin_popcountll(t->exporters) > 1) {
             r->fragmented++;
@@ -438,6 +461,10 @@ static int read_manifest(sink *s, results *r)
     }
     free(line);
     fclose(f);
+    if (miss && fclose(miss) != 0) {
+        fprintf(stderr, "rt-bench-sink: cannot write %s\n", s->missing);
+        rc = -1;
+    }
     return rc;
 }
 
@@ -493,6 +520,7 @@ static bool metric(const sink *s, const results *r, const char *name, double *ou
         double v;
     } m[] = {
         {"incomplete", true, (double)r->incomplete},
+        {"missing_spans", true, (double)r->missing_spans},
         {"fragmented", false, (double)r->fragmented},
         {"duplicates", false, (double)s->dups},
         {"completeness", true, ratio(r->all.whole, r->all.kept)},
@@ -518,8 +546,9 @@ static bool metric(const sink *s, const results *r, const char *name, double *ou
 static bool metric_name_ok(const char *name)
 {
     static const char *const known[] = {
-        "incomplete",      "fragmented",     "duplicates", "completeness", "retention.traces",
-        "retention.spans", "unknown_traces", "spans",      "traces",       "spans_per_s"};
+        "incomplete",       "fragmented",      "duplicates",     "completeness",
+        "retention.traces", "retention.spans", "unknown_traces", "spans",
+        "traces",           "spans_per_s",     "missing_spans"};
     if ((strncmp(name, "recall.", 7) == 0 && name[7]) ||
         (strncmp(name, "recall_whole.", 13) == 0 && name[13])) {
         return true;
@@ -580,6 +609,7 @@ static int write_json(const sink *s, const results *r)
         json_object_set_new(root, "traces_kept", json_integer((json_int_t)r->all.kept));
         json_object_set_new(root, "traces_kept_whole", json_integer((json_int_t)r->all.whole));
         json_object_set_new(root, "incomplete", json_integer((json_int_t)r->incomplete));
+        json_object_set_new(root, "missing_spans", json_integer((json_int_t)r->missing_spans));
         json_object_set_new(root, "completeness", json_real(ratio(r->all.whole, r->all.kept)));
         json_t *ret = json_object();
         json_object_set_new(ret, "traces", json_real(ratio(r->all.kept, r->all.listed)));
@@ -628,11 +658,11 @@ static void print_table(const sink *s, const results *r)
                    100 * ratio(c->whole, c->listed));
         }
         printf("retention: %.1f%% of traces, %.1f%% of spans; completeness %.1f%%; incomplete "
-               "%llu; unknown traces %llu\n",
+               "%llu (%llu spans missing); unknown traces %llu\n",
                100 * ratio(r->all.kept, r->all.listed),
                100 * ratio(r->spans_of_manifest, r->manifest_spans),
                100 * ratio(r->all.whole, r->all.kept), (unsigned long long)r->incomplete,
-               (unsigned long long)r->unknown_traces);
+               (unsigned long long)r->missing_spans, (unsigned long long)r->unknown_traces);
     }
     if (r->fragmentation_known) {
         printf("fragmented: %llu (exporters by %s:", (unsigned long long)r->fragmented,
@@ -694,9 +724,9 @@ static int parse_asserts(const char *spec, assertion *out, size_t max)
         if (!metric_name_ok(a->name)) {
             fprintf(stderr,
                     "rt-bench-sink: --fail-if: unknown metric \"%s\" (recall.<category>, "
-                    "recall_whole.<category>, incomplete, fragmented, duplicates, completeness, "
-                    "retention.traces, retention.spans, unknown_traces, spans, traces, "
-                    "spans_per_s)\n",
+                    "recall_whole.<category>, incomplete, missing_spans, fragmented, duplicates, "
+                    "completeness, retention.traces, retention.spans, unknown_traces, spans, "
+                    "traces, spans_per_s)\n",
                     a->name);
             free(copy);
             return -1;
@@ -748,10 +778,11 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: rt-bench-sink [--http HOST:PORT]... [--grpc HOST:PORT]... [--manifest FILE]\n"
-            "         [--report FILE] [--expect-export-attr KEY] [--policy-attr KEY]\n"
-            "         [--idle S] [--fail-if \"recall.error<1,incomplete>0,...\"]\n");
+    fprintf(
+        f,
+        "usage: rt-bench-sink [--http HOST:PORT]... [--grpc HOST:PORT]... [--manifest FILE]\n"
+        "         [--report FILE] [--expect-export-attr KEY] [--policy-attr KEY]\n"
+        "         [--idle S] [--fail-if \"recall.error<1,incomplete>0,...\"] [--missing FILE]\n");
 }
 
 int main(int argc, char **argv)
@@ -768,7 +799,18 @@ int main(int argc, char **argv)
     results r;
     memset(&r, 0, sizeof r);
 
-    enum { O_HTTP = 256, O_GRPC, O_MANIFEST, O_REPORT, O_EXPORT, O_POLICY, O_IDLE, O_FAIL, O_HELP };
+    enum {
+        O_HTTP = 256,
+        O_GRPC,
+        O_MANIFEST,
+        O_REPORT,
+        O_EXPORT,
+        O_POLICY,
+        O_IDLE,
+        O_FAIL,
+        O_MISSING,
+        O_HELP
+    };
     static const struct option longopts[] = {
         {"http", required_argument, NULL, O_HTTP},
         {"grpc", required_argument, NULL, O_GRPC},
@@ -777,6 +819,7 @@ int main(int argc, char **argv)
         {"expect-export-attr", required_argument, NULL, O_EXPORT},
         {"policy-attr", required_argument, NULL, O_POLICY},
         {"idle", required_argument, NULL, O_IDLE},
+        {"missing", required_argument, NULL, O_MISSING},
         {"fail-if", required_argument, NULL, O_FAIL},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -796,6 +839,9 @@ int main(int argc, char **argv)
             } else {
                 grpc[ng++] = optarg;
             }
+            break;
+        case O_MISSING:
+            s.missing = optarg;
             break;
         case O_MANIFEST:
             s.manifest = optarg;

@@ -139,6 +139,7 @@ struct rt_health {
     struct event *tick;
     struct event *report_ev;
     struct evdns_base *dns;
+    char *self; /* a node that is this process: not checked (rt_health_set_self) */
     bool stopped;
 };
 
@@ -329,6 +330,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     uint64_t now = rt_clock_mono_ns();
     for (size_t i = 0; i < h->n; i++) {
         hstate *st = h->st[i];
+        if (h->self && strcmp(st->id, h->self) == 0) {
+            continue;
+        }
         if (h->cfg->check == RT_HEALTH_CHECK_NONE) {
             if (!st->up &&
                 now - st->down_since_ns >= h->cfg->interval_ns * (uint64_t)h->cfg->healthy_after) {
@@ -435,6 +439,24 @@ void rt_health_set_membership(rt_health *h, rt_membership *m)
     publish(h);
 }
 
+void rt_health_set_self(rt_health *h, const char *id)
+{
+    free(h->self);
+    h->self = id && id[0] ? rt_strdup(id) : NULL;
+}
+
+bool rt_health_force(rt_health *h, const char *id, size_t id_len, bool up, const char *why)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        hstate *st = h->st[i];
+        if (strlen(st->id) == id_len && memcmp(st->id, id, id_len) == 0) {
+            set_up(h, st, up, why);
+            return true;
+        }
+    }
+    return false;
+}
+
 size_t rt_health_up_count(const rt_health *h)
 {
     size_t n = 0;
@@ -476,5 +498,6 @@ void rt_health_free(rt_health *h)
         evdns_base_free(h->dns, 0);
     }
     free(h->up_metric);
+    free(h->self);
     free(h);
 }

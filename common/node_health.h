@@ -89,6 +89,13 @@ rt_health *rt_health_new(struct event_base *base, const rt_health_cfg *cfg, cons
  * and protocol are unchanged, start new ones up, and publish. `m` is borrowed
  * until the next call or rt_health_free. */
 void rt_health_set_membership(rt_health *h, rt_membership *m);
+/* Node `id` is this process (a sampler checking its peers): it is not checked, actively or by
+ * reports, and stays as rt_health_force leaves it (up at first). NULL: none. */
+void rt_health_set_self(rt_health *h, const char *id);
+/* Mark node `id` (`id_len` bytes) up or down now, whatever the checks said (a peer announcing
+ * that it joins or leaves): streaks restart, and a change publishes. Returns false when the
+ * membership has no such node. */
+bool rt_health_force(rt_health *h, const char *id, size_t id_len, bool up, const char *why);
 /* Nodes up in the membership in force (0 without one). */
 size_t rt_health_up_count(const rt_health *h);
 bool rt_health_has_ring(const rt_health *h);

@@ -55,6 +55,13 @@ void rt_dcache_put(rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], uint64_t val)
  * what the cache holds. */
 void rt_dcache_prefetch(const rt_dcache *c, const uint8_t key[RT_DCACHE_KEY], size_t ahead);
 
+/* The entry at ring position `pos` (0 <= pos < c->n: every position below n holds a key), for
+ * reading the whole cache in insertion-ring order. */
+static inline const rt_dcache_ent *rt_dcache_at(const rt_dcache *c, size_t pos)
+{
+    return &c->ents[pos];
+}
+
 /* Bytes allocated by the cache. */
 size_t rt_dcache_bytes(const rt_dcache *c);
 

@@ -586,6 +586,7 @@ struct backend {
     rt_counter *m_exported;
     rt_counter *m_dropped[DROP_COUNT_];
     rt_gauge *m_queue_bytes;
+    rt_gauge *m_queue_spans;
     rt_gauge *m_queue_batches;
     rt_counter *m_batches[OUT_COUNT_];
     rt_counter *m_retries;
@@ -644,10 +645,11 @@ static void drop(backend *be, size_t spans, int reason, const char *detail)
     }
 }
 
-static void held_sub(backend *be, size_t bytes)
+static void held_sub(backend *be, size_t bytes, size_t spans)
 {
     be->held_bytes -= bytes;
     rt_gauge_add(be->m_queue_bytes, -(double)bytes);
+    rt_gauge_add(be->m_queue_spans, -(double)spans);
 }
 
 static void sync_retries(backend *be)
@@ -695,7 +697,7 @@ done:
     rt_buf_reset(&be->cur);
     be->cur_raw = 0;
     be->cur_spans = 0;
-    held_sub(be, bytes);
+    held_sub(be, bytes, spans);
 }
 
 /* Close the open batch: a file exporter writes it at once, an OTLP exporter queues it and feeds
@@ -736,7 +738,7 @@ static void seal(backend *be)
 static void batch_done(batch *b, bool counted_in_gauge)
 {
     backend *be = b->be;
-    held_sub(be, b->bytes);
+    held_sub(be, b->bytes, b->spans);
     if (counted_in_gauge) {
         rt_gauge_dec(be->m_queue_batches);
     }
@@ -838,7 +840,7 @@ static void backend_shutdown(backend *be)
     }
     if (be->cur_raw > 0) {
         drop(be, be->cur_spans, DROP_SHUTDOWN, "exporter stopped with the batch open");
-        held_sub(be, be->cur_raw);
+        held_sub(be, be->cur_raw, be->cur_spans);
         rt_buf_reset(&be->cur); /* a gzip member left unfinished: the backend takes no more */
         be->cur_raw = 0;
         be->cur_spans = 0;
@@ -877,6 +879,11 @@ static void register_metrics(backend *be, rt_metrics_registry *reg)
         rt_metrics_gauge(reg, METRIC_PREFIX "export_queue_bytes",
                          "Bytes held for an exporter: open batches, queued and in-flight batches.",
                          "exporter", n, NULL);
+    be->m_queue_spans = rt_metrics_gauge(
+        reg, METRIC_PREFIX "export_queue_spans",
+        "Kept spans held for an exporter (open, queued and in-flight batches): with "
+        "spans_buffered, what a sampler killed now would lose.",
+        "exporter", n, NULL);
     be->m_queue_batches = rt_metrics_gauge(
         reg, METRIC_PREFIX "export_queue_batches",
         "Sealed batches of an exporter not yet done (queued or in flight).", "exporter", n, NULL);
@@ -1065,6 +1072,7 @@ void rt_exporter_submit(rt_exporter *x, const uint8_t *req, size_t len, size_t s
         be->cur_spans += spans;
         be->held_bytes += len;
         rt_gauge_add(be->m_queue_bytes, (double)len);
+        rt_gauge_add(be->m_queue_spans, (double)spans);
         if (be->cur_spans >= be->cfg->batch.max_spans || be->cur_raw >= be->cfg->batch.max_bytes ||
             x->draining) {
             seal(be);

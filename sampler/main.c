@@ -5,26 +5,45 @@
  *   sampler (main thread)
  *     ├─ rt_sampler_cfg            the loaded config; policies of the running set live here
  *     ├─ rt_intake                 OTLP/HTTP + gRPC listeners on every worker
+ *     ├─ rt_peers                  peer health, the ring view, joining and leaving (peers.h)
  *     └─ shard[i], one per worker, touched only on worker i's thread:
  *          ├─ rt_policy_engine     the running policy set + this worker's token buckets
  *          ├─ rt_tbuf              the pending traces whose trace id hashes to shard i
- *          └─ rt_exporter          batches and clients for every backend
+ *          ├─ rt_exporter          batches and clients for every backend
+ *          ├─ rt_peer_clients      clients to the other samplers
+ *          ├─ rt_relay             spans of traces another sampler owns, sent on (relay.h)
+ *          ├─ rt_handoff           traces and decisions moved when ownership changes
+ *          └─ rt_peer_view         ref: the ring view in force on this worker
  *
- * A request is handled on the worker whose listener accepted it: its spans are split by
- * shard; the part for the local shard is buffered at once, every other part is re-encoded
- * (span bytes copied under their own resource and scope) and posted to its worker. The client
- * is answered once every part has been handed over, so a trace is only ever touched by one
- * thread and the hot path takes no lock.
+ * A request is handled on the worker whose listener accepted it: its spans are split by shard.
+ * Spans this sampler owns by its view (or that came from a peer, forwarded or handed off) go to
+ * their shard's buffer: the local shard's part at once, every other part re-encoded (span bytes
+ * copied under their own resource and scope) and posted to its worker. Spans another sampler
+ * owns go to their shard's relay, which keeps them if their trace is already here and forwards
+ * them otherwise. The client is answered once every part is in some buffer - at once when
+ * nothing was forwarded, else when the last forward settled (on the accepting worker's thread) -
+ * so a trace is only ever touched by one thread and the hot path takes no lock. A request from a
+ * peer carries an envelope (peer_msg.h): its trace states and decisions go to their shards with
+ * the spans; an announcement goes to the main thread.
  *
  * Reload (SIGHUP or the config file changing): the file is parsed again; if it is good, each
  * worker switches to an engine on the new policies (its pending traces are observed again) and
  * the old set is freed afterwards; if it is bad the running policies stay and the error is
  * logged. Only the policies (and sample_on_first_match) are reloaded; other keys need a restart
- * and a reload that changes them says so.
+ * and a reload that changes them says so. The ring file is the daemon's: each accepted edit
+ * builds a new ring view (peers.h), which moves traces whose owner changed (handoff.h).
  *
- * Stop (SIGTERM): the listeners close, each worker decides everything pending and drains its
- * exporter (bounded by shutdown_timeout), then the process exits.
+ * Stop (SIGTERM): /readyz fails at once; with peers, LEAVING is announced, every pending trace
+ * and every decision is handed over to the new owners, and what still arrives is forwarded
+ * until no request came for peers.drain_quiet (at most half of shutdown_timeout); then the
+ * listeners close, each worker decides what is left (traces no peer took) and drains its
+ * exporter (bounded by shutdown_timeout), and the process exits. Without peers it decides
+ * everything itself, as before.
  */
+#include "handoff.h"
+#include "peer_msg.h"
+#include "peers.h"
+#include "relay.h"
 #include "sampler_config.h"
 #include "trace_buffer.h"
 
@@ -43,6 +62,13 @@
 
 typedef struct sampler sampler;
 
+/* One part of a request being split: an encoder writing into its own buffer. */
+typedef struct part_out {
+    rt_otlp_enc enc;
+    rt_buf buf;
+    size_t last_res, last_scope;
+} part_out;
+
 typedef struct shard {
     sampler *s; /* ref */
     rt_worker *w;
@@ -50,25 +76,41 @@ typedef struct shard {
     rt_policy_engine *engine;
     rt_tbuf *tbuf;
     rt_exporter *exporter;
+    rt_peer_clients *clients;
+    rt_relay *relay;
+    rt_handoff *handoff;
+    rt_peer_view *view; /* ref: installed by shard_install */
     struct event *tick;
-    /* splitting a request by shard (this worker's scratch, reused) */
-    rt_otlp_enc *enc; /* one per shard */
-    rt_buf *parts;    /* one per shard */
-    size_t *last_res, *last_scope;
+    /* splitting a request by shard (this worker's scratch, reused), one of each per shard */
+    part_out *local;          /* spans to buffer in that shard */
+    part_out *route;          /* spans another sampler owns, for that shard's relay */
+    rt_buf *foreign;          /* 16-byte ids of forwarded traces this sampler does not own */
+    rt_peer_env_writer *penv; /* a peer envelope's trace states and decisions for that shard */
+    bool *penv_used;
     _Atomic bool full; /* block_on_overflow pressure, read by every worker */
+    _Atomic bool idle; /* nothing queued or in flight to peers (read by main) */
 } shard;
 
 struct sampler {
     rt_daemon *d;
     rt_sampler_cfg *cfg; /* ref: the running config */
     rt_intake *intake;
+    rt_peers *peers;
+    SSL_CTX *peer_tls_http, *peer_tls_grpc;
     shard *shards;
     unsigned n;
     rt_counter *requests[3];
     rt_counter *throttled_spans;
+    rt_counter *forwarded_in;
+    rt_counter *late_peer_requests;
     char sampler_id[256]; /* node_id, or the host name: signed on every exported Resource */
+    _Atomic uint64_t last_request_ns;
+    atomic_uint held_calls; /* requests waiting for forwards */
     /* shutdown */
     struct event *drained_ev;
+    struct event *drain_ev; /* polls the hand-over and the quiet period */
+    uint64_t linger_deadline_ns;
+    int drain_phase; /* 0 handing over and forwarding, 1 listeners closed: settling */
     atomic_uint draining;
     /* reload */
     rt_policy_set *next_set; /* handed to workers during a switch */
@@ -77,20 +119,141 @@ struct sampler {
 
 static sampler g_sampler; /* the one per process; reached from the daemon's callbacks */
 
+/* ---- splitting a request -------------------------------------------------------------------- */
+
+static void part_begin(part_out *p)
+{
+    rt_buf_reset(&p->buf);
+    rt_otlp_enc_begin(&p->enc, &p->buf);
+    p->last_res = p->last_scope = SIZE_MAX;
+}
+
+/* Spans arrive grouped by resource and scope; a part opens a resource or scope block when the
+ * span's differs from the last one it got. */
+static void part_add(part_out *p, const rt_otlp_span_view *v)
+{
+    if (p->last_res != v->resource_index) {
+        rt_otlp_enc_resource(&p->enc, v->has_resource ? v->resource.p : NULL, v->resource.len,
+                             v->resource_schema_url.p, v->resource_schema_url.len);
+        p->last_res = v->resource_index;
+        p->last_scope = SIZE_MAX;
+    }
+    if (p->last_scope != v->scope_seq) {
+        rt_otlp_enc_scope(&p->enc, v->has_scope ? v->scope.p : NULL, v->scope.len,
+                          v->scope_schema_url.p, v->scope_schema_url.len);
+        p->last_scope = v->scope_seq;
+    }
+    rt_otlp_enc_span(&p->enc, v->span.p, v->span.len);
+}
+
 /* ---- ingest ------------------------------------------------------------------------------- */
 
-typedef struct part_task {
-    rt_buf pb;
-} part_task;
-
-/* A part made by on_request's split (checked there). */
-static void shard_ingest(shard *sh, const uint8_t *pb, size_t len)
+/* Buffer a request here (a part made by on_request's split, or what a forward or hand-off could
+ * not deliver). Returns the spans taken. */
+static long shard_ingest(shard *sh, const uint8_t *pb, size_t len)
 {
-    if (rt_tbuf_ingest(sh->tbuf, pb, len, rt_clock_mono_ns()) < 0) {
+    long n = rt_tbuf_ingest(sh->tbuf, pb, len, rt_clock_mono_ns());
+    if (n < 0) {
         RT_LOG_RL(RT_LOG_ERROR, "shard could not walk a validated request (bug)", "shard=%d",
                   sh->index);
     }
     atomic_store_explicit(&sh->full, rt_tbuf_full(sh->tbuf), memory_order_relaxed);
+    return n;
+}
+
+static void ingest_cb(void *arg, const uint8_t *pb, size_t len)
+{
+    shard_ingest(arg, pb, len);
+}
+
+static void kept_cb(void *arg, const uint8_t trace_id[16])
+{
+    shard *sh = arg;
+    rt_handoff_recheck(sh->handoff, trace_id);
+}
+
+static void decided_cb(void *arg, const uint8_t trace_id[16], rt_decision d, const char *policy,
+                       double count)
+{
+    shard *sh = arg;
+    if (sh->handoff) {
+        rt_handoff_decided(sh->handoff, trace_id, d, policy, count);
+    }
+}
+
+/* After a peer's request (or part of it) was buffered: its trace states and decisions, and the
+ * forwarded traces this sampler does not own (`foreign`: 16-byte ids) to look at again. */
+static void shard_after_peer(shard *sh, const uint8_t *pb, size_t len, long spans, bool env,
+                             const uint8_t *foreign, size_t foreign_len)
+{
+    if (env) {
+        rt_handoff_receive(sh->handoff, pb, len, spans > 0 ? (size_t)spans : 0, rt_clock_mono_ns());
+    }
+    for (size_t i = 0; i + 16 <= foreign_len; i += 16) {
+        rt_handoff_recheck(sh->handoff, foreign + i);
+    }
+}
+
+typedef struct part_task {
+    rt_buf pb;
+    rt_buf foreign;
+    bool env; /* pb carries a peer envelope for this shard */
+} part_task;
+
+static void part_run(rt_worker *w, void *arg)
+{
+    part_task *t = arg;
+    shard *sh = &g_sampler.shards[rt_worker_index(w)];
+    long n = shard_ingest(sh, t->pb.data, t->pb.len);
+    shard_after_peer(sh, t->pb.data, t->pb.len, n, t->env, t->foreign.data, t->foreign.len);
+    rt_buf_free(&t->pb);
+    rt_buf_free(&t->foreign);
+    free(t);
+}
+
+/* A client request waiting for the relays of the shards it touched. */
+typedef struct held_call {
+    rt_otlp_call *call;
+    int origin; /* the worker that accepted it (and must answer it) */
+    atomic_uint pending;
+} held_call;
+
+typedef struct route_task {
+    rt_buf pb;
+    held_call *hc;
+    int shard; /* where it runs */
+} route_task;
+
+static void respond_held(rt_worker *w, void *arg)
+{
+    held_call *hc = arg;
+    rt_otlp_result res = {.status = RT_OTLP_OK};
+    rt_otlp_call_respond(hc->call, &res);
+    free(hc);
+    atomic_fetch_sub(&g_sampler.held_calls, 1);
+}
+
+static void route_done(void *arg)
+{
+    route_task *t = arg;
+    held_call *hc = t->hc;
+    int here = t->shard;
+    rt_buf_free(&t->pb);
+    free(t);
+    if (atomic_fetch_sub(&hc->pending, 1) == 1) {
+        if (here == hc->origin) {
+            respond_held(NULL, hc);
+        } else {
+            rt_worker_post(g_sampler.shards[hc->origin].w, respond_held, hc);
+        }
+    }
+}
+
+static void route_run(rt_worker *w, void *arg)
+{
+    route_task *t = arg;
+    shard *sh = &g_sampler.shards[t->shard];
+    rt_relay_route(sh->relay, t->pb.data, t->pb.len, route_done, t);
 }
 
 static void refuse_malformed(rt_otlp_call *call, const char *why)
@@ -100,13 +263,73 @@ static void refuse_malformed(rt_otlp_call *call, const char *why)
     rt_otlp_call_respond(call, &res);
 }
 
-static void part_run(rt_worker *w, void *arg)
+/* Every trace of `pb` stays here by view `v` (so a single shard can take the request whole). A
+ * request that does not walk counts as local: the checked ingest then refuses it. */
+static bool all_local(const rt_peer_view *v, const uint8_t *pb, size_t len)
 {
-    part_task *t = arg;
-    shard *sh = &g_sampler.shards[rt_worker_index(w)];
-    shard_ingest(sh, t->pb.data, t->pb.len);
-    rt_buf_free(&t->pb);
-    free(t);
+    rt_otlp_scan it;
+    rt_otlp_span_view sv;
+    rt_otlp_scan_init_ids(&it, pb, len);
+    uint8_t last[16];
+    bool have = false;
+    while (rt_otlp_scan_next(&it, &sv) == 1) {
+        if (sv.trace_id.len != 16 || (have && memcmp(last, sv.trace_id.p, 16) == 0)) {
+            continue;
+        }
+        memcpy(last, sv.trace_id.p, 16);
+        have = true;
+        if (!rt_peer_view_local(v, rt_ring_key(last, 16))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The traces of a forwarded request `pb` that this sampler does not own, as 16-byte ids. */
+static void foreign_ids(const rt_peer_view *v, const uint8_t *pb, size_t len, rt_buf *out)
+{
+    rt_otlp_scan it;
+    rt_otlp_span_view sv;
+    rt_otlp_scan_init_ids(&it, pb, len);
+    uint8_t last[16];
+    bool have = false;
+    while (rt_otlp_scan_next(&it, &sv) == 1) {
+        if (sv.trace_id.len != 16 || (have && memcmp(last, sv.trace_id.p, 16) == 0)) {
+            continue;
+        }
+        memcpy(last, sv.trace_id.p, 16);
+        have = true;
+        if (!rt_peer_view_local(v, rt_ring_key(last, 16))) {
+            rt_buf_append(out, last, 16);
+        }
+    }
+}
+
+/* Share a peer envelope's trace states and decisions out to the shards of their traces. */
+static void split_envelope(shard *me, const rt_peer_env *env)
+{
+    sampler *s = me->s;
+    rt_peer_trace t;
+    for (size_t pos = 0; rt_peer_env_next_trace(env, &pos, &t);) {
+        unsigned k = rt_tbuf_shard_of(t.trace_id, 16, s->n);
+        if (!me->penv_used[k]) {
+            rt_peer_env_begin(&me->penv[k], env->kind, NULL, env->ring_hash);
+            me->penv_used[k] = true;
+        }
+        rt_peer_env_trace(&me->penv[k], &t);
+    }
+    rt_peer_decision d;
+    char name[RT_PEER_POLICY_MAX + 1];
+    for (size_t pos = 0; rt_peer_env_next_decision(env, &pos, &d);) {
+        unsigned k = rt_tbuf_shard_of(d.trace_id, 16, s->n);
+        if (!me->penv_used[k]) {
+            rt_peer_env_begin(&me->penv[k], env->kind, NULL, env->ring_hash);
+            me->penv_used[k] = true;
+        }
+        memcpy(name, d.policy.p, d.policy.len);
+        name[d.policy.len] = 0;
+        rt_peer_env_decision(&me->penv[k], d.trace_id, d.decision, name, d.count);
+    }
 }
 
 /* The listeners leave the request's check to us (handler_checks): the walk that parses the
@@ -118,9 +341,40 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
     shard *me = arg;
     sampler *s = me->s;
     rt_otlp_result res = {.status = RT_OTLP_OK};
-    char why[RT_OTLP_ERR_MAX];
+    char why[RT_OTLP_ERR_MAX + 64];
+    uint64_t now = rt_clock_mono_ns();
     (void)span_count;
+    atomic_store_explicit(&s->last_request_ns, now, memory_order_relaxed);
     rt_counter_inc(s->requests[rt_otlp_call_transport(call)]);
+    rt_peer_env env;
+    if (rt_peer_env_read(pb, len, &env, why, sizeof why) != 0) {
+        refuse_malformed(call, why);
+        return;
+    }
+    if (env.kind == RT_PEER_ANNOUNCE) {
+        if (env.announce != RT_PEER_ANNOUNCE_NONE && env.sender.len > 0) {
+            rt_peers_announced(s->peers, env.sender.p, env.sender.len, env.announce);
+        }
+        rt_otlp_call_respond(call, &res);
+        return;
+    }
+    uint64_t late = rt_peer_env_late(&env, rt_clock_wall_ns());
+    if (late > 0) {
+        /* The sender stopped waiting and kept these spans: taking them too would export them
+         * twice. Refused as final (400), so the sender does not retry either. */
+        rt_counter_inc(s->late_peer_requests);
+        RT_LOG_RL(RT_LOG_WARN, "peer request refused: past its deadline, its sender kept it",
+                  "sender=%.*s kind=%s late_ms=%llu", (int)env.sender.len,
+                  env.sender.p ? (const char *)env.sender.p : "",
+                  env.kind == RT_PEER_HANDOFF ? "handoff" : "forward",
+                  (unsigned long long)(late / 1000000));
+        rt_otlp_result_set(&res, RT_OTLP_BAD_DATA,
+                           "ringtail peer request arrived %llu ms after its deadline; the sender "
+                           "keeps its spans",
+                           (unsigned long long)(late / 1000000));
+        rt_otlp_call_respond(call, &res);
+        return;
+    }
     if (rt_sampler_ts(s->cfg)->block_on_overflow) {
         for (unsigned i = 0; i < s->n; i++) {
             if (atomic_load_explicit(&s->shards[i].full, memory_order_relaxed)) {
@@ -141,60 +395,129 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
             }
         }
     }
-    if (s->n == 1) {
-        if (rt_tbuf_ingest_checked(me->tbuf, pb, len, rt_clock_mono_ns(), why, sizeof why) < 0) {
+    const rt_peer_view *v = me->view;
+    /* Spans from SDKs, collectors and routers may belong to another sampler; spans from a peer
+     * stay (one hop), but forwarded traces this sampler does not own are looked at again. */
+    bool may_route = env.kind == RT_PEER_NONE && v != NULL && rt_peer_view_has_peers(v);
+    bool check_foreign = env.kind == RT_PEER_FORWARD && v != NULL && rt_peer_view_has_peers(v);
+    bool has_env = env.kind != RT_PEER_NONE;
+    if (s->n == 1 && (!may_route || all_local(v, pb, len))) {
+        long n = rt_tbuf_ingest_checked(me->tbuf, pb, len, now, why, sizeof why);
+        if (n < 0) {
             refuse_malformed(call, why);
             return;
         }
         atomic_store_explicit(&me->full, rt_tbuf_full(me->tbuf), memory_order_relaxed);
+        if (has_env) {
+            rt_buf *fo = &me->foreign[0];
+            rt_buf_reset(fo);
+            if (check_foreign) {
+                foreign_ids(v, pb, len, fo);
+            }
+            if (env.kind == RT_PEER_FORWARD) {
+                rt_counter_add(s->forwarded_in, (uint64_t)n);
+            }
+            shard_after_peer(me, pb, len, n, true, fo->data, fo->len);
+        }
         rt_otlp_call_respond(call, &res);
         return;
     }
-    /* Split by shard. Spans arrive grouped by resource and scope; a part opens a resource or
-     * scope block when the span's differs from the last one it got. */
+    /* Split by shard, and by whether this sampler keeps the span. */
     for (unsigned i = 0; i < s->n; i++) {
-        rt_buf_reset(&me->parts[i]);
-        rt_otlp_enc_begin(&me->enc[i], &me->parts[i]);
-        me->last_res[i] = me->last_scope[i] = SIZE_MAX;
+        part_begin(&me->local[i]);
+        part_begin(&me->route[i]);
+        rt_buf_reset(&me->foreign[i]);
+        me->penv_used[i] = false;
     }
     rt_otlp_scan it;
-    rt_otlp_span_view v;
+    rt_otlp_span_view sv;
     rt_otlp_scan_init_checked(&it, pb, len); /* nothing is handed on before the end */
+    uint8_t last[16];
+    size_t last_len = SIZE_MAX;
+    bool here = true;
+    uint64_t spans = 0;
     int rc;
-    while ((rc = rt_otlp_scan_next(&it, &v)) == 1) {
-        unsigned k = rt_tbuf_shard_of(v.trace_id.p, v.trace_id.len, s->n);
-        rt_otlp_enc *e = &me->enc[k];
-        if (me->last_res[k] != v.resource_index) {
-            rt_otlp_enc_resource(e, v.has_resource ? v.resource.p : NULL, v.resource.len,
-                                 v.resource_schema_url.p, v.resource_schema_url.len);
-            me->last_res[k] = v.resource_index;
-            me->last_scope[k] = SIZE_MAX;
+    while ((rc = rt_otlp_scan_next(&it, &sv)) == 1) {
+        unsigned k = rt_tbuf_shard_of(sv.trace_id.p, sv.trace_id.len, s->n);
+        spans++;
+        if ((may_route || check_foreign) &&
+            (sv.trace_id.len != last_len || memcmp(last, sv.trace_id.p, last_len) != 0)) {
+            last_len = sv.trace_id.len < 16 ? sv.trace_id.len : 16;
+            memcpy(last, sv.trace_id.p, last_len);
+            bool mine = sv.trace_id.len != 16 || rt_peer_view_local(v, rt_ring_key(last, 16));
+            here = !may_route || mine;
+            if (check_foreign && !mine) {
+                rt_buf_append(&me->foreign[k], last, 16);
+            }
         }
-        if (me->last_scope[k] != v.scope_seq) {
-            rt_otlp_enc_scope(e, v.has_scope ? v.scope.p : NULL, v.scope.len, v.scope_schema_url.p,
-                              v.scope_schema_url.len);
-            me->last_scope[k] = v.scope_seq;
-        }
-        rt_otlp_enc_span(e, v.span.p, v.span.len);
+        part_add(here ? &me->local[k] : &me->route[k], &sv);
     }
     if (rc < 0) {
         refuse_malformed(call, it.err);
         return;
     }
+    if (env.kind == RT_PEER_FORWARD) {
+        rt_counter_add(s->forwarded_in, spans);
+    }
+    if (has_env && (env.n_traces > 0 || env.n_decisions > 0)) {
+        split_envelope(me, &env);
+    }
     for (unsigned i = 0; i < s->n; i++) {
-        if (rt_otlp_enc_finish(&me->enc[i]) == 0) {
+        part_out *lp = &me->local[i];
+        rt_otlp_enc_finish(&lp->enc);
+        if (me->penv_used[i]) {
+            rt_peer_env_finish(&me->penv[i], &lp->buf);
+        }
+        if (lp->buf.len == 0 && me->foreign[i].len == 0) {
             continue;
         }
         if ((int)i == me->index) {
-            shard_ingest(me, me->parts[i].data, me->parts[i].len);
+            long n = shard_ingest(me, lp->buf.data, lp->buf.len);
+            shard_after_peer(me, lp->buf.data, lp->buf.len, n, me->penv_used[i],
+                             me->foreign[i].data, me->foreign[i].len);
             continue;
         }
         part_task *t = rt_malloc(sizeof *t);
-        t->pb = me->parts[i];
-        me->parts[i] = (rt_buf)RT_BUF_INIT;
+        t->pb = lp->buf;
+        t->foreign = me->foreign[i];
+        t->env = me->penv_used[i];
+        rt_buf_init(&lp->buf);
+        rt_buf_init(&me->foreign[i]);
         rt_worker_post(s->shards[i].w, part_run, t);
     }
-    rt_otlp_call_respond(call, &res);
+    unsigned routed = 0;
+    for (unsigned i = 0; i < s->n; i++) {
+        routed += rt_otlp_enc_finish(&me->route[i].enc) > 0;
+    }
+    if (routed == 0) {
+        rt_otlp_call_respond(call, &res);
+        return;
+    }
+    held_call *hc = rt_malloc(sizeof *hc);
+    hc->call = call;
+    hc->origin = me->index;
+    atomic_init(&hc->pending, routed);
+    atomic_fetch_add(&s->held_calls, 1);
+    route_task *mine = NULL;
+    for (unsigned i = 0; i < s->n; i++) {
+        part_out *rp = &me->route[i];
+        if (rp->buf.len == 0) {
+            continue;
+        }
+        route_task *t = rt_malloc(sizeof *t);
+        t->pb = rp->buf;
+        t->hc = hc;
+        t->shard = (int)i;
+        rt_buf_init(&rp->buf);
+        if ((int)i == me->index) {
+            mine = t; /* last: it may answer the call before returning */
+        } else {
+            rt_worker_post(s->shards[i].w, route_run, t);
+        }
+    }
+    if (mine) {
+        rt_relay_route(me->relay, mine->pb.data, mine->pb.len, route_done, mine);
+    }
 }
 
 static void *worker_arg(rt_worker *w, void *arg)
@@ -214,8 +537,13 @@ static void emit(void *arg, rt_buf *req, size_t spans)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     shard *sh = arg;
-    rt_tbuf_tick(sh->tbuf, rt_clock_mono_ns());
+    uint64_t now = rt_clock_mono_ns();
+    rt_tbuf_tick(sh->tbuf, now);
+    rt_handoff_tick(sh->handoff, now);
     atomic_store_explicit(&sh->full, rt_tbuf_full(sh->tbuf), memory_order_relaxed);
+    atomic_store_explicit(&sh->idle,
+                          rt_handoff_idle(sh->handoff) && rt_relay_inflight(sh->relay) == 0,
+                          memory_order_relaxed);
 }
 
 static uint64_t per_shard(uint64_t total, unsigned n)
@@ -234,6 +562,7 @@ static void shard_setup(rt_worker *w, void *arg)
     setup_ctx *ctx = arg;
     sampler *s = &g_sampler;
     const rt_ts_cfg *ts = rt_sampler_ts(s->cfg);
+    const rt_peers_cfg *pc = &s->cfg->peers;
     shard *sh = &s->shards[rt_worker_index(w)];
     sh->s = s;
     sh->w = w;
@@ -264,15 +593,52 @@ static void shard_setup(rt_worker *w, void *arg)
         .block_on_overflow = ts->block_on_overflow,
         .policy_attr = NULL,
         .sampler_id = s->sampler_id,
+        .decided = decided_cb,
+        .decided_arg = sh,
     };
     sh->tbuf = rt_tbuf_new(&o, sh->engine, emit, sh, reg);
-    sh->enc = rt_calloc(s->n, sizeof *sh->enc);
-    sh->parts = rt_calloc(s->n, sizeof *sh->parts);
-    sh->last_res = rt_calloc(s->n, sizeof *sh->last_res);
-    sh->last_scope = rt_calloc(s->n, sizeof *sh->last_scope);
+    rt_peer_clients_opts co = {
+        .protocol = pc->protocol - 1,
+        .timeout_ns = pc->timeout_ns,
+        .connections = (uint32_t)pc->connections,
+        .max_inflight = 4096,
+        .gzip = pc->gzip,
+        .tls_http = s->peer_tls_http,
+        .tls_grpc = s->peer_tls_grpc,
+        .server_name = pc->tls.server_name,
+    };
+    sh->clients = rt_peer_clients_new(rt_worker_base(w), &co);
+    rt_relay_opts ro = {.sender = s->sampler_id,
+                        .clients = sh->clients,
+                        .tbuf = sh->tbuf,
+                        .ingest = ingest_cb,
+                        .kept = kept_cb,
+                        .arg = sh,
+                        .deadline_ns = pc->timeout_ns};
+    sh->relay = rt_relay_new(&ro, reg);
+    rt_handoff_opts ho = {.sender = s->sampler_id,
+                          .clients = sh->clients,
+                          .tbuf = sh->tbuf,
+                          .ingest = ingest_cb,
+                          .arg = sh,
+                          .rate = per_shard(pc->handoff_rate, s->n),
+                          .batch = (size_t)pc->handoff_batch,
+                          .max_inflight = (size_t)per_shard(pc->handoff_inflight, s->n),
+                          .deadline_ns = pc->timeout_ns};
+    sh->handoff = rt_handoff_new(&ho, reg);
+    atomic_init(&sh->idle, true);
+    sh->local = rt_calloc(s->n, sizeof *sh->local);
+    sh->route = rt_calloc(s->n, sizeof *sh->route);
+    sh->foreign = rt_calloc(s->n, sizeof *sh->foreign);
+    sh->penv = rt_calloc(s->n, sizeof *sh->penv);
+    sh->penv_used = rt_calloc(s->n, sizeof *sh->penv_used);
     for (unsigned i = 0; i < s->n; i++) {
-        rt_otlp_enc_init(&sh->enc[i]);
-        sh->parts[i] = (rt_buf)RT_BUF_INIT;
+        rt_otlp_enc_init(&sh->local[i].enc);
+        rt_otlp_enc_init(&sh->route[i].enc);
+        rt_buf_init(&sh->local[i].buf);
+        rt_buf_init(&sh->route[i].buf);
+        rt_buf_init(&sh->foreign[i]);
+        rt_peer_env_writer_init(&sh->penv[i]);
     }
     sh->tick = event_new(rt_worker_base(w), -1, EV_PERSIST, on_tick, sh);
     struct timeval tv = {0, TICK_MS * 1000};
@@ -287,6 +653,16 @@ static void shard_teardown(rt_worker *w, void *arg)
         event_free(sh->tick);
         sh->tick = NULL;
     }
+    /* The clients first: ending their sends lets the relay and the hand-off keep what they
+     * carried, in the buffer, which is decided below. */
+    rt_peer_clients_free(sh->clients);
+    sh->clients = NULL;
+    rt_relay_free(sh->relay);
+    sh->relay = NULL;
+    rt_handoff_free(sh->handoff);
+    sh->handoff = NULL;
+    rt_peer_view_unref(sh->view);
+    sh->view = NULL;
     if (sh->tbuf) {
         /* Normally drained by the stop hook already; this decides what a fast stop left. */
         rt_tbuf_decide_all(sh->tbuf, rt_clock_mono_ns());
@@ -297,18 +673,85 @@ static void shard_teardown(rt_worker *w, void *arg)
     sh->exporter = NULL;
     rt_policy_engine_free(sh->engine);
     sh->engine = NULL;
-    if (sh->enc) {
-        for (unsigned i = 0; i < s->n; i++) {
-            rt_otlp_enc_free(&sh->enc[i]);
-            rt_buf_free(&sh->parts[i]);
-        }
+    for (unsigned i = 0; sh->local && i < s->n; i++) {
+        rt_otlp_enc_free(&sh->local[i].enc);
+        rt_otlp_enc_free(&sh->route[i].enc);
+        rt_buf_free(&sh->local[i].buf);
+        rt_buf_free(&sh->route[i].buf);
+        rt_buf_free(&sh->foreign[i]);
+        rt_peer_env_writer_free(&sh->penv[i]);
     }
-    free(sh->enc);
-    free(sh->parts);
-    free(sh->last_res);
-    free(sh->last_scope);
-    sh->enc = NULL;
-    sh->parts = NULL;
+    free(sh->local);
+    free(sh->route);
+    free(sh->foreign);
+    free(sh->penv);
+    free(sh->penv_used);
+    sh->local = sh->route = NULL;
+    sh->foreign = NULL;
+    sh->penv = NULL;
+    sh->penv_used = NULL;
+}
+
+/* ---- the ring view ------------------------------------------------------------------------- */
+
+static void shard_install(rt_worker *w, void *arg)
+{
+    rt_peer_view *v = arg;
+    shard *sh = &g_sampler.shards[rt_worker_index(w)];
+    if (sh->handoff == NULL) {
+        return;
+    }
+    rt_handoff_set_view(sh->handoff, v, rt_clock_mono_ns()); /* before the clients switch */
+    rt_peer_clients_set_view(sh->clients, v);
+    rt_relay_set_view(sh->relay, v);
+    rt_peer_view_ref(v);
+    rt_peer_view_unref(sh->view);
+    sh->view = v;
+}
+
+static void install_view(void *arg, rt_peer_view *v)
+{
+    sampler *s = arg;
+    rt_workers_run_on_each(rt_daemon_workers(s->d), shard_install, v);
+}
+
+static void announce_settled(void *arg)
+{
+    sampler *s = arg;
+    rt_peers_announce_settled(s->peers);
+}
+
+typedef struct announce_task {
+    sampler *s;
+    rt_peer_announce a;
+} announce_task;
+
+static void announce_run(rt_worker *w, void *arg)
+{
+    announce_task *t = arg;
+    shard *sh = &t->s->shards[rt_worker_index(w)];
+    rt_peers_send_announce(sh->clients, t->s->sampler_id, t->a, announce_settled, t->s);
+    free(t);
+}
+
+static void announce_hook(void *arg, rt_peer_announce a)
+{
+    sampler *s = arg;
+    announce_task *t = rt_malloc(sizeof *t);
+    *t = (announce_task){s, a};
+    rt_worker_post(s->shards[0].w, announce_run, t);
+}
+
+static void on_ring_changed(void *arg, rt_membership *m)
+{
+    sampler *s = arg;
+    rt_peers_set_membership(s->peers, m);
+}
+
+static void ring_info(void *arg, rt_buf *json)
+{
+    sampler *s = arg;
+    rt_peers_ring_info(s->peers, json);
 }
 
 /* ---- reload ------------------------------------------------------------------------------- */
@@ -380,12 +823,13 @@ static void on_reload(void *arg)
            rt_policy_set_count(run->policies));
 }
 
-/* ---- stop: decide everything, drain the exporters ---------------------------------------- */
+/* ---- stop: hand everything over, decide what is left, drain the exporters ----------------- */
 
 static void on_drained(evutil_socket_t fd, short what, void *arg)
 {
     sampler *s = arg;
-    rt_log(RT_LOG_INFO, "drained: every pending trace decided, exporters flushed", NULL);
+    rt_log(RT_LOG_INFO, "drained: every pending trace handed over or decided, exporters flushed",
+           NULL);
     rt_daemon_stop_done(s->d);
 }
 
@@ -410,12 +854,77 @@ static void shard_drain(rt_worker *w, void *arg)
     rt_exporter_drain(sh->exporter, now + s->cfg->shutdown_timeout_ns, shard_drained, sh);
 }
 
+static void decide_and_flush(sampler *s)
+{
+    if (s->drain_ev) {
+        event_del(s->drain_ev);
+    }
+    atomic_store(&s->draining, s->n);
+    rt_workers_run_on_each(rt_daemon_workers(s->d), shard_drain, NULL);
+}
+
+static bool shards_idle(const sampler *s)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        if (!atomic_load_explicit(&s->shards[i].idle, memory_order_relaxed)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every 20 ms while draining with peers. Phase 0: everything is handed over and no request came
+ * for drain_quiet (or the linger deadline passed): close the listeners. Phase 1: the answers
+ * still waiting for forwards have gone out and nothing is in flight to peers (or the deadline):
+ * decide what is left and flush the exporters. */
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    sampler *s = arg;
+    uint64_t now = rt_clock_mono_ns();
+    bool late = now >= s->linger_deadline_ns;
+    if (s->drain_phase == 0) {
+        uint64_t last = atomic_load_explicit(&s->last_request_ns, memory_order_relaxed);
+        bool quiet = now - last >= s->cfg->peers.drain_quiet_ns;
+        if (!(shards_idle(s) && quiet) && !late) {
+            return;
+        }
+        if (late) {
+            rt_log(RT_LOG_WARN, "drain: still busy at half of shutdown_timeout; closing listeners",
+                   "idle=%s", shards_idle(s) ? "true" : "false");
+        } else {
+            rt_log(RT_LOG_INFO,
+                   "drain: everything handed over and no request for drain_quiet; "
+                   "closing listeners",
+                   NULL);
+        }
+        rt_intake_close(s->intake);
+        s->drain_phase = 1;
+        return;
+    }
+    if ((atomic_load(&s->held_calls) == 0 && shards_idle(s)) || late) {
+        decide_and_flush(s);
+    }
+}
+
+/* The view without this sampler is installed: its traces are moving. */
+static void on_left(void *arg)
+{
+    sampler *s = arg;
+    if (!rt_peers_has_peers(s->peers)) {
+        rt_intake_close(s->intake);
+        decide_and_flush(s);
+        return;
+    }
+    s->linger_deadline_ns = rt_clock_mono_ns() + s->cfg->shutdown_timeout_ns / 2;
+    s->drain_ev = event_new(rt_daemon_main_base(s->d), -1, EV_PERSIST, on_drain_tick, s);
+    struct timeval tv = {0, 20000};
+    event_add(s->drain_ev, &tv);
+}
+
 static void on_stop(void *arg, rt_daemon *d)
 {
     sampler *s = arg;
-    rt_intake_close(s->intake);
-    atomic_store(&s->draining, s->n);
-    rt_workers_run_on_each(rt_daemon_workers(d), shard_drain, NULL);
+    rt_peers_leave(s->peers, on_left, s);
 }
 
 /* ---- wiring ------------------------------------------------------------------------------- */
@@ -455,14 +964,32 @@ static int setup(rt_daemon *d, void *cfgp)
         "Spans refused with back-pressure (429 / RESOURCE_EXHAUSTED) because the buffer was "
         "full and block_on_overflow is on; the client retries them.",
         "reason", "buffer_full", NULL);
+    s->forwarded_in = rt_metrics_counter(
+        reg, "ringtail_sampler_spans_forwarded_total",
+        "Spans of traces another sampler owns, forwarded to it (sent: acknowledged by the "
+        "owner; received: from a peer).",
+        "direction", "received", NULL);
+    s->late_peer_requests = rt_metrics_counter(
+        reg, "ringtail_sampler_peer_requests_refused_total",
+        "Forwards and hand-offs from peers refused because they arrived after their deadline (the "
+        "sender had kept their spans; this sampler was stalled or the network slow).",
+        "reason", "past_deadline", NULL);
+    char err[600];
+    if (rt_tls_client_from_cfg(&s->cfg->peers.tls, false, &s->peer_tls_http, err, sizeof err) !=
+            0 ||
+        rt_tls_client_from_cfg(&s->cfg->peers.tls, true, &s->peer_tls_grpc, err, sizeof err) != 0) {
+        rt_log(RT_LOG_ERROR, "peers.tls cannot be used", "reason=\"%s\"", err);
+        return -1;
+    }
     setup_ctx ctx = {0};
     rt_workers_run_on_each(pool, shard_setup, &ctx);
     if (ctx.failed) {
         rt_log(RT_LOG_ERROR, "cannot start", "error=\"%s\"", ctx.err);
         return -1;
     }
+    rt_peers_hooks ph = {.install = install_view, .announce = announce_hook, .arg = s};
+    s->peers = rt_peers_new(rt_daemon_main_base(d), &s->cfg->peers, s->sampler_id, reg, &ph);
     s->drained_ev = event_new(rt_daemon_main_base(d), -1, 0, on_drained, s);
-    char err[600];
     s->cfg->listeners.handler_checks = true; /* on_request's walk is the check */
     s->intake =
         rt_intake_open(&s->cfg->listeners, pool, on_request, worker_arg, s, err, sizeof err);
@@ -472,17 +999,19 @@ static int setup(rt_daemon *d, void *cfgp)
     }
     const rt_ts_cfg *ts = rt_sampler_ts(s->cfg);
     rt_log(RT_LOG_INFO, "sampler ready",
-           "node_id=%s policies=%zu http_port=%u grpc_port=%u exporters=%zu",
-           s->cfg->node_id && s->cfg->node_id[0] ? s->cfg->node_id : "-",
+           "node_id=%s policies=%zu http_port=%u grpc_port=%u exporters=%zu", s->sampler_id,
            rt_policy_set_count(ts->policies), rt_intake_http_port(s->intake),
            rt_intake_grpc_port(s->intake), s->cfg->exporters.n);
     rt_daemon_hooks hooks = {
+        .ring_changed = on_ring_changed,
         .reload = on_reload,
         .stop = on_stop,
         .ready = ready,
+        .ring_info = ring_info,
         .arg = s,
     };
-    rt_daemon_set_hooks(d, &hooks);
+    rt_daemon_set_hooks(d, &hooks); /* installs the first ring view */
+    rt_peers_start(s->peers);
     return 0;
 }
 
@@ -494,9 +1023,16 @@ static void teardown(rt_daemon *d, void *cfg)
     if (s->shards) {
         rt_workers_run_on_each(rt_daemon_workers(d), shard_teardown, NULL);
     }
+    rt_peers_free(s->peers);
+    s->peers = NULL;
     if (s->drained_ev) {
         event_free(s->drained_ev);
     }
+    if (s->drain_ev) {
+        event_free(s->drain_ev);
+    }
+    SSL_CTX_free(s->peer_tls_http);
+    SSL_CTX_free(s->peer_tls_grpc);
     free(s->shards);
     s->shards = NULL;
 }

@@ -166,6 +166,9 @@ bool rt_reservoir_window_over(const rt_reservoir *r, uint64_t now_ns);
  * slot, or `prio` is lower than the highest held priority, which is then evicted into *evicted
  * (else *evicted = NULL). O(log slots). */
 bool rt_reservoir_offer(rt_reservoir *r, uint64_t prio, void *item, void **evicted);
+/* Remove held `item` without an outcome here (it moved to another sampler): it no longer counts
+ * in `seen` either. Returns false when it is not held. O(slots). */
+bool rt_reservoir_remove(rt_reservoir *r, void *item);
 /* Remove and return the held item with the highest priority (NULL if none). O(log slots). */
 void *rt_reservoir_pop_max(rt_reservoir *r);
 /* Adjusted count of each held item if the window ended now: seen / held, at least 1. */

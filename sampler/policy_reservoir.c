@@ -182,6 +182,26 @@ bool rt_reservoir_offer(rt_reservoir *r, uint64_t prio, void *item, void **evict
     return true;
 }
 
+bool rt_reservoir_remove(rt_reservoir *r, void *item)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->heap[i].item != item) {
+            continue;
+        }
+        r->n--;
+        if (i < r->n) {
+            r->heap[i] = r->heap[r->n];
+            sift_down(r->heap, r->n, i);
+            sift_up(r->heap, i);
+        }
+        if (r->seen > 0) {
+            r->seen--;
+        }
+        return true;
+    }
+    return false;
+}
+
 void *rt_reservoir_pop_max(rt_reservoir *r)
 {
     if (r->n == 0) {

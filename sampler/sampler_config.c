@@ -188,7 +188,9 @@ const rt_cfg_field rt_sampler_fields[] = {
      .type = RT_CFG_STRING,
      .offset = offsetof(rt_sampler_cfg, node_id),
      .def = "",
-     .help = "This sampler's id in the ring file (checked against it when both are set)."},
+     .help = "This sampler's id in the ring file; empty = the host name. A sampler the file "
+             "does not list yet starts anyway, forwards what it is sent, and joins when it is "
+             "listed."},
     {.key = "listeners",
      .type = RT_CFG_SECTION,
      .offset = offsetof(rt_sampler_cfg, listeners),
@@ -230,7 +232,14 @@ const rt_cfg_field rt_sampler_fields[] = {
      .def = "30s",
      .min = "1s",
      .max = "1h",
-     .help = "On SIGTERM: time allowed to decide pending traces and flush the exporters."},
+     .help = "On SIGTERM: time allowed to hand pending traces over (or decide them, without "
+             "peers) and flush the exporters."},
+    {.key = "peers",
+     .type = RT_CFG_SECTION,
+     .offset = offsetof(rt_sampler_cfg, peers),
+     .sub = rt_peers_fields,
+     .help = "The other samplers of the ring: forwarding spans to their owner, handing traces "
+             "over when ownership changes, peer health."},
     {0},
 };
 
@@ -253,19 +262,15 @@ int rt_sampler_cfg_check(void *arg, char *err, size_t errlen)
         snprintf(err, errlen, "tail_sampling.maximum_trace_age must not be below decision_wait");
         return -1;
     }
-    const char *ring = cfg->daemon.ring.file;
-    if (cfg->node_id && cfg->node_id[0] && ring && ring[0]) {
-        rt_membership *m = rt_membership_load(ring, err, errlen);
-        if (m == NULL) {
-            return -1;
-        }
-        int found = rt_ring_find(m->ring, cfg->node_id);
-        rt_membership_free(m);
-        if (found < 0) {
-            snprintf(err, errlen, "node_id \"%s\" is not a node of the ring file %s", cfg->node_id,
-                     ring);
-            return -1;
-        }
+    bool cert = cfg->peers.tls.cert && cfg->peers.tls.cert[0];
+    bool key = cfg->peers.tls.key && cfg->peers.tls.key[0];
+    if (cert != key) {
+        snprintf(err, errlen, "peers.tls: cert and key must be given together");
+        return -1;
+    }
+    if (cfg->peers.health.timeout_ns > cfg->peers.health.interval_ns) {
+        snprintf(err, errlen, "peers.health.timeout must not be longer than peers.health.interval");
+        return -1;
     }
     return 0;
 }

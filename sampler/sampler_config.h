@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "exporter.h"
 #include "intake.h"
+#include "peers.h"
 #include "policy.h"
 
 #include <stdbool.h>
@@ -47,6 +48,7 @@ typedef struct rt_sampler_cfg {
     rt_exporters_cfg exporters;
     char *default_export_file;
     uint64_t shutdown_timeout_ns;
+    rt_peers_cfg peers;
 } rt_sampler_cfg;
 
 extern const rt_cfg_field rt_sampler_fields[];
@@ -55,8 +57,10 @@ extern const rt_cfg_field rt_sampler_fields[];
  * top-level one (defaults when neither is given). */
 const rt_ts_cfg *rt_sampler_ts(const rt_sampler_cfg *cfg);
 
-/* Cross-field checks (spec->check): tail_sampling given twice, node_id not in the ring file,
- * maximum_trace_age below decision_wait. Returns 0 or -1 with a message. */
+/* Cross-field checks (spec->check): tail_sampling given twice, maximum_trace_age below
+ * decision_wait, peers.tls cert without key. A node_id the ring file does not list is no error:
+ * the sampler starts outside the ring and joins when the file lists it (peers.h). Returns 0 or -1
+ * with a message. */
 int rt_sampler_cfg_check(void *cfg, char *err, size_t errlen);
 
 /* Documentation of the custom sections (tail_sampling, exporters) for --help-config. */

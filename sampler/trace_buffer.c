@@ -121,7 +121,7 @@ enum {
 
 typedef struct tbuf_metrics {
     rt_counter *traces_received, *spans_received;
-    rt_gauge *traces_pending, *bytes_buffered, *held;
+    rt_gauge *traces_pending, *spans_buffered, *bytes_buffered, *held;
     rt_counter *decisions[3][RT_TBUF_CAUSE_COUNT_];
     rt_counter *early[EARLY_COUNT_];
     rt_counter *late_sampled, *late_not_sampled;
@@ -180,11 +180,13 @@ struct rt_tbuf {
 
     rt_metrics_registry *own_reg; /* a private registry when the caller gave none */
     tbuf_metrics m;
-    double shown_traces, shown_bytes, shown_held; /* what this buffer added to shared gauges */
+    double shown_traces, shown_spans, shown_bytes, shown_held; /* what this buffer added to
+                                                                * the shared gauges */
+    bool quiet; /* inside rt_tbuf_apply_decision: the decided hook is not called */
 };
 
-static const char *const cause_names[RT_TBUF_CAUSE_COUNT_] = {"wait",     "root",     "max_age",
-                                                              "overflow", "shutdown", "reservoir"};
+static const char *const cause_names[RT_TBUF_CAUSE_COUNT_] = {
+    "wait", "root", "max_age", "overflow", "shutdown", "reservoir", "peer"};
 static const char *const decision_names[3] = {"not_sampled", "sampled", "dropped"};
 static const char *const disc_names[DISC_COUNT_] = {"not_sampled",      "dropped_by_policy",
                                                     "late_not_sampled", "duplicate",
@@ -666,6 +668,11 @@ static void metrics_init(rt_tbuf *b, rt_metrics_registry *reg)
                                            "Spans handed to the trace buffer.", NULL);
     m->traces_pending = rt_metrics_gauge(reg, "ringtail_sampler_traces_pending",
                                          "Traces buffered and not yet decided.", NULL);
+    m->spans_buffered = rt_metrics_gauge(
+        reg, "ringtail_sampler_spans_buffered",
+        "Spans held for pending traces and traces held by the reservoir (what a sampler killed "
+        "now would lose).",
+        NULL);
     m->bytes_buffered =
         rt_metrics_gauge(reg, "ringtail_sampler_bytes_buffered",
                          "Bytes held for pending traces and traces held by the reservoir (spans, "
@@ -713,6 +720,11 @@ static void metrics_init(rt_tbuf *b, rt_metrics_registry *reg)
 static void sync_gauges(rt_tbuf *b)
 {
     double t = (double)pending_count(b), by = (double)buffered_bytes(b), h = (double)b->n_held;
+    double sp = (double)b->spans;
+    if (sp != b->shown_spans) {
+        rt_gauge_add(b->m.spans_buffered, sp - b->shown_spans);
+        b->shown_spans = sp;
+    }
     if (h != b->shown_held) {
         rt_gauge_add(b->m.held, h - b->shown_held);
         b->shown_held = h;
@@ -956,10 +968,12 @@ static void append_kept_span(rt_tbuf *b, rt_buf *out, const uint8_t *p, size_t l
     out->len += len + b->suffix.len;
 }
 
-/* Encode every span of `t` (one ResourceSpans per resource, one ScopeSpans per scope in it,
- * arrival order inside) with the policy attribute, its adjusted count and rewritten trace_state
- * (count `count`: >= 1 or RT_ADJ_UNKNOWN), and hand the request to emit. */
-static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
+/* Append every span of `t` to `dst` as one ExportTraceServiceRequest: one ResourceSpans per
+ * resource, one ScopeSpans per scope in it, arrival order inside. With a `policy` the spans are
+ * encoded as kept (the policy attribute, the adjusted count `count` - >= 1 or RT_ADJ_UNKNOWN -
+ * and the rewritten trace_state, and the sampler id on each Resource); without one (NULL) they
+ * are written as they arrived, for another sampler to buffer. Returns the span count. */
+static size_t encode_trace(rt_tbuf *b, trace *t, const char *policy, double count, rt_buf *dst)
 {
     size_t n = t->sum.span_count;
     if (n > b->cap_recs) {
@@ -980,36 +994,51 @@ static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
                                 .seq = (uint32_t)k};
     }
     span_rec *recs = order_recs(b, t, k);
-    /* Each kept span is copied to `scratch` with what it gets appended (the same bytes for
-     * every span of the trace with the same trace_state), then encoded from there once scratch
-     * has stopped growing (it may move while it grows). */
-    rt_buf_reset(&b->scratch);
-    for (size_t i = 0; i < k; i++) {
-        span_rec *r = &recs[i];
-        size_t at = b->scratch.len;
-        append_kept_span(b, &b->scratch, r->p, r->len, span_tracestate(r->p, r->len), count,
-                         policy);
-        r->seq = (uint32_t)at;
-        r->len = (uint32_t)(b->scratch.len - at);
+    if (policy != NULL) {
+        /* Each kept span is copied to `scratch` with what it gets appended (the same bytes for
+         * every span of the trace with the same trace_state), then encoded from there once
+         * scratch has stopped growing (it may move while it grows). */
+        rt_buf_reset(&b->scratch);
+        for (size_t i = 0; i < k; i++) {
+            span_rec *r = &recs[i];
+            size_t at = b->scratch.len;
+            append_kept_span(b, &b->scratch, r->p, r->len, span_tracestate(r->p, r->len), count,
+                             policy);
+            r->p = NULL;
+            r->seq = (uint32_t)at;
+            r->len = (uint32_t)(b->scratch.len - at);
+        }
     }
-    rt_buf_reset(&b->out);
-    rt_otlp_enc_begin(&b->enc, &b->out);
+    rt_otlp_enc_begin(&b->enc, dst);
     for (size_t i = 0; i < k; i++) {
         const span_rec *r = &recs[i];
         bool new_res = i == 0 || r->res != recs[i - 1].res;
         if (new_res) {
             const rt_intern_block *blk = rt_intern_at(&b->res, r->res);
-            enc_resource(b, rt_intern_msg(&b->res, r->res), blk->len,
-                         rt_intern_url(&b->res, r->res), blk->url_len);
+            const uint8_t *msg = rt_intern_msg(&b->res, r->res);
+            const uint8_t *url = rt_intern_url(&b->res, r->res);
+            if (policy != NULL) {
+                enc_resource(b, msg, blk->len, url, blk->url_len);
+            } else {
+                rt_otlp_enc_resource(&b->enc, msg, blk->len, url, blk->url_len);
+            }
         }
         if (new_res || r->scope != recs[i - 1].scope) {
             const rt_intern_block *blk = rt_intern_at(&b->scopes, r->scope);
             rt_otlp_enc_scope(&b->enc, rt_intern_msg(&b->scopes, r->scope), blk->len,
                               rt_intern_url(&b->scopes, r->scope), blk->url_len);
         }
-        rt_otlp_enc_span(&b->enc, b->scratch.data + r->seq, r->len);
+        rt_otlp_enc_span(&b->enc, r->p ? r->p : b->scratch.data + r->seq, r->len);
     }
     rt_otlp_enc_finish(&b->enc);
+    return k;
+}
+
+/* Encode `t` as kept (encode_trace) and hand the request to emit. */
+static void emit_trace(rt_tbuf *b, trace *t, const char *policy, double count)
+{
+    rt_buf_reset(&b->out);
+    size_t k = encode_trace(b, t, policy, count, &b->out);
     b->emit(b->emit_arg, &b->out, k);
     rt_buf_reset(&b->out);
 }
@@ -1039,6 +1068,9 @@ static void finish_sampled(rt_tbuf *b, trace *t, uint32_t nid, double count)
         rt_dcache_put(&b->emitted, keys[put++ % EMIT_AHEAD], 0);
     }
     rt_dcache_put(&b->sampled, t->sum.trace_id, pack_sampled(nid, count));
+    if (b->o.decided && !b->quiet) {
+        b->o.decided(b->o.decided_arg, t->sum.trace_id, RT_DECISION_SAMPLED, b->names[nid], count);
+    }
     trace_destroy(b, t);
 }
 
@@ -1048,6 +1080,9 @@ static void finish_not_sampled(rt_tbuf *b, trace *t, rt_decision d)
     rt_counter_add(b->m.discarded[d == RT_DECISION_DROPPED ? DISC_DROPPED : DISC_NOT_SAMPLED],
                    t->sum.span_count);
     rt_dcache_put(&b->not_sampled, t->sum.trace_id, 0);
+    if (b->o.decided && !b->quiet) {
+        b->o.decided(b->o.decided_arg, t->sum.trace_id, d, "", 0.0);
+    }
     trace_destroy(b, t);
 }
 
@@ -1153,6 +1188,9 @@ static void discard_too_large(rt_tbuf *b, trace *t, const uint8_t *id, uint64_t 
               (unsigned long long)n, (unsigned long long)bytes,
               (unsigned long long)b->o.max_trace_bytes);
     rt_dcache_put(&b->not_sampled, id, 0);
+    if (b->o.decided && !b->quiet) {
+        b->o.decided(b->o.decided_arg, id, RT_DECISION_NOT_SAMPLED, "", 0.0);
+    }
     if (t) {
         trace_destroy(b, t);
     }
@@ -1698,4 +1736,118 @@ void rt_tbuf_stats_get(const rt_tbuf *b, rt_tbuf_stats *out)
     out->held_traces = b->n_held;
     out->buffered_bytes = buffered_bytes(b);
     out->buffered_spans = b->spans;
+}
+
+/* ---- moving traces and decisions ------------------------------------------------------------ */
+
+bool rt_tbuf_knows(const rt_tbuf *b, const uint8_t trace_id[16])
+{
+    return table_find(b, trace_id) != NULL || rt_dcache_get(&b->sampled, trace_id, NULL) ||
+           rt_dcache_get(&b->not_sampled, trace_id, NULL);
+}
+
+size_t rt_tbuf_extract(rt_tbuf *b, const uint8_t trace_id[16], rt_buf *out, rt_tbuf_trace_state *st)
+{
+    trace *t = table_find(b, trace_id);
+    if (t == NULL) {
+        return 0;
+    }
+    memcpy(st->trace_id, t->sum.trace_id, 16);
+    st->first_ns = t->sum.first_arrival_ns;
+    st->root_seen = t->sum.root_seen;
+    st->root_ns = t->sum.root_seen ? t->root_ns : 0;
+    st->held = t->held;
+    if (t->held) {
+        rt_reservoir_remove(&b->resv, t);
+    }
+    size_t n = encode_trace(b, t, NULL, 0.0, out);
+    trace_destroy(b, t);
+    sync_gauges(b);
+    return n;
+}
+
+void rt_tbuf_adopt(rt_tbuf *b, const rt_tbuf_trace_state *st, uint64_t now_ns)
+{
+    trace *t = table_find(b, st->trace_id);
+    if (t == NULL || t->held) {
+        return;
+    }
+    if (st->first_ns < t->sum.first_arrival_ns) {
+        t->sum.first_arrival_ns = st->first_ns;
+    }
+    if (st->root_seen && (!t->sum.root_seen || st->root_ns < t->root_ns)) {
+        t->sum.root_seen = true;
+        t->root_ns = st->root_ns;
+    }
+    schedule(b, t);
+    if (st->held && t->timer.due_ns > now_ns) {
+        rt_twheel_reschedule(&b->wheel, &t->timer, now_ns);
+    }
+}
+
+void rt_tbuf_each_trace(const rt_tbuf *b, void (*fn)(void *arg, const uint8_t trace_id[16]),
+                        void *arg)
+{
+    for (const trace *t = b->oldest; t; t = t->newer) {
+        fn(arg, t->sum.trace_id);
+    }
+    for (size_t i = 0; i < b->resv.n; i++) {
+        const trace *t = b->resv.heap[i].item;
+        fn(arg, t->sum.trace_id);
+    }
+}
+
+size_t rt_tbuf_each_decision(const rt_tbuf *b, size_t cursor, size_t max, rt_tbuf_decided_fn fn,
+                             void *arg)
+{
+    size_t ns = b->sampled.n, nn = b->not_sampled.n;
+    for (size_t done = 0; done < max; done++, cursor++) {
+        if (cursor < ns) {
+            const rt_dcache_ent *e = rt_dcache_at(&b->sampled, cursor);
+            uint32_t nid;
+            double count;
+            unpack_sampled(e->val, &nid, &count);
+            fn(arg, e->key, RT_DECISION_SAMPLED, nid < b->n_names ? b->names[nid] : "", count);
+        } else if (cursor - ns < nn) {
+            const rt_dcache_ent *e = rt_dcache_at(&b->not_sampled, cursor - ns);
+            fn(arg, e->key, RT_DECISION_NOT_SAMPLED, "", 0.0);
+        } else {
+            return SIZE_MAX;
+        }
+    }
+    return cursor < ns + nn ? cursor : SIZE_MAX;
+}
+
+void rt_tbuf_apply_decision(rt_tbuf *b, const uint8_t trace_id[16], rt_decision d,
+                            const char *policy, size_t plen, double count, uint64_t now_ns)
+{
+    char name[256];
+    if (plen >= sizeof name) {
+        plen = sizeof name - 1;
+    }
+    memcpy(name, policy, plen);
+    name[plen] = 0;
+    if ((unsigned)d > RT_DECISION_DROPPED) {
+        d = RT_DECISION_NOT_SAMPLED;
+    }
+    b->quiet = true;
+    reservoir_roll(b, now_ns);
+    trace *t = table_find(b, trace_id);
+    if (t != NULL) {
+        if (t->held) {
+            rt_reservoir_remove(&b->resv, t);
+        }
+        rt_counter_inc(b->m.decisions[d][RT_TBUF_CAUSE_PEER]);
+        if (d == RT_DECISION_SAMPLED) {
+            finish_sampled(b, t, name_id(b, name), count);
+        } else {
+            finish_not_sampled(b, t, d);
+        }
+    } else if (d == RT_DECISION_SAMPLED) {
+        rt_dcache_put(&b->sampled, trace_id, pack_sampled(name_id(b, name), count));
+    } else {
+        rt_dcache_put(&b->not_sampled, trace_id, 0);
+    }
+    b->quiet = false;
+    sync_gauges(b);
 }

@@ -61,10 +61,20 @@
  * the span ids already emitted for recently sampled traces, so a client retry arriving after
  * the decision is not exported twice either.
  *
+ * Moving traces between samplers (handoff.h decides when; this buffer only does it): a pending or
+ * held trace can be taken out whole (rt_tbuf_extract: its spans as they arrived plus what its
+ * decision needs, rt_tbuf_trace_state) and forgotten here without a decision; the receiving
+ * buffer ingests the spans like any others, then adopts the state (rt_tbuf_adopt), so
+ * decision_wait counts from the trace's first span wherever that arrived. Decisions travel too:
+ * rt_tbuf_each_decision reads the decision caches, rt_tbuf_apply_decision remembers a decision
+ * made elsewhere (and a trace pending here follows it at once), and the `decided` hook reports
+ * every decision made here.
+ *
  * Metrics (registered by rt_tbuf_new in `reg`, shared by every worker's buffer; names prefixed
  * ringtail_sampler_): traces_received_total, spans_received_total, traces_pending,
- * bytes_buffered, reservoir_held_traces, decisions_total{decision,cause} (cause reservoir: the
- * final outcome of a held trace), early_decisions_total{reason=traces|bytes|reservoir_bytes},
+ * spans_buffered, bytes_buffered, reservoir_held_traces, decisions_total{decision,cause} (cause
+ * reservoir: the final outcome of a held trace; cause peer: a decision another sampler made and
+ * sent here), early_decisions_total{reason=traces|bytes|reservoir_bytes},
  * late_spans_total{cached=sampled|not_sampled|none}, duplicate_spans_total,
  * spans_discarded_total{reason=not_sampled|dropped_by_policy|late_not_sampled|duplicate|
  * trace_too_large|shutdown}, decision_latency_seconds (histogram, first span to decision).
@@ -100,10 +110,16 @@ typedef enum rt_tbuf_cause {
     RT_TBUF_CAUSE_OVERFLOW,  /* decided early: max_traces or max_bytes */
     RT_TBUF_CAUSE_SHUTDOWN,  /* rt_tbuf_decide_all */
     RT_TBUF_CAUSE_RESERVOIR, /* a held trace resolved: window end, eviction, flush */
+    RT_TBUF_CAUSE_PEER,      /* another sampler decided it (rt_tbuf_apply_decision) */
     RT_TBUF_CAUSE_COUNT_,
 } rt_tbuf_cause;
 
 #define RT_TBUF_SAMPLER_ID_ATTR "ringtail.sampler.id"
+
+/* A decision made here: `policy` names the policy that kept the trace ("" unless sampled),
+ * `count` its adjusted count (RT_ADJ_UNKNOWN when unknown; 0 unless sampled). */
+typedef void (*rt_tbuf_decided_fn)(void *arg, const uint8_t trace_id[16], rt_decision d,
+                                   const char *policy, double count);
 
 typedef struct rt_tbuf_opts {
     uint64_t decision_wait_ns;       /* > 0 */
@@ -123,6 +139,10 @@ typedef struct rt_tbuf_opts {
     const char *sampler_id;          /* non-empty: every emitted Resource gets the attribute
                                       * RT_TBUF_SAMPLER_ID_ATTR = this, so a backend (and the
                                       * bench sink) can tell which sampler exported a span */
+    rt_tbuf_decided_fn decided;      /* optional: every final decision made here (not a trace
+                                      * only held by the reservoir, not rt_tbuf_apply_decision),
+                                      * called after its spans were emitted or discarded */
+    void *decided_arg;
 } rt_tbuf_opts;
 
 /* A kept trace, or a late span of a kept trace: `req` holds a complete
@@ -176,6 +196,56 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine);
 /* With block_on_overflow: true while the buffer is at its trace or byte bound, so intake should
  * answer 429/503 instead of taking more. Always false otherwise. */
 bool rt_tbuf_full(const rt_tbuf *b);
+
+/* ---- moving traces and decisions to another sampler -------------------------------------- */
+
+/* True when spans of `trace_id` belong here whatever the ring says: the trace is pending or held
+ * here, or its decision is in a decision cache (late spans follow it here). */
+bool rt_tbuf_knows(const rt_tbuf *b, const uint8_t trace_id[16]);
+
+/* What a trace's decision needs besides its spans, in this process's monotonic clock. */
+typedef struct rt_tbuf_trace_state {
+    uint8_t trace_id[16];
+    uint64_t first_ns; /* its first span's arrival */
+    uint64_t root_ns;  /* its root span's arrival (with root_seen) */
+    bool root_seen;
+    bool held; /* decided and held by the reservoir: to be decided again at once */
+} rt_tbuf_trace_state;
+
+/* Take trace `trace_id` out of this buffer, undecided: append its spans to `out` as an
+ * ExportTraceServiceRequest (each under its original Resource and scope, bytes as they arrived,
+ * nothing added; requests appended to one buffer concatenate into one), fill *st, and forget the
+ * trace (its span ids too: nothing is counted as discarded). A held trace also leaves the
+ * reservoir, where it no longer counts as offered. Returns its span count, or 0 (out and *st
+ * untouched) when the trace is neither pending nor held here. */
+size_t rt_tbuf_extract(rt_tbuf *b, const uint8_t trace_id[16], rt_buf *out,
+                       rt_tbuf_trace_state *st);
+
+/* After the spans of a moved trace were ingested here: its first and root arrivals become the
+ * earlier of ours and *st's (decision_wait does not restart), and a trace that was held (st->held)
+ * is decided at the next tick. Nothing happens when the trace is not pending here (its spans
+ * followed a cached decision). The trace keeps its place in the oldest-first order of early
+ * decisions, which is arrival order here. */
+void rt_tbuf_adopt(rt_tbuf *b, const rt_tbuf_trace_state *st, uint64_t now_ns);
+
+/* Call fn for the id of every pending trace (oldest first), then every held one. fn must not
+ * change the buffer. */
+void rt_tbuf_each_trace(const rt_tbuf *b, void (*fn)(void *arg, const uint8_t trace_id[16]),
+                        void *arg);
+
+/* Read the decision caches from position `cursor` (0 to start): calls fn for up to `max`
+ * entries (sampled ones with their policy name and adjusted count, then not-sampled ones with
+ * policy "" and count 0). Returns the cursor to continue from, or SIZE_MAX once every entry was
+ * read. Entries put or pushed out between calls may be seen once, twice or not at all. */
+size_t rt_tbuf_each_decision(const rt_tbuf *b, size_t cursor, size_t max, rt_tbuf_decided_fn fn,
+                             void *arg);
+
+/* A decision another sampler made for `trace_id` (SAMPLED with the name of the policy that kept
+ * it, `plen` bytes, and its adjusted count; or NOT_SAMPLED / DROPPED): remembered in the decision
+ * caches, and a trace pending or held here follows it now (emitted or discarded, counted with
+ * cause peer). The decided hook is not called. */
+void rt_tbuf_apply_decision(rt_tbuf *b, const uint8_t trace_id[16], rt_decision d,
+                            const char *policy, size_t plen, double count, uint64_t now_ns);
 
 typedef struct rt_tbuf_stats {
     uint64_t pending_traces; /* not decided yet (held traces not included) */

@@ -22,8 +22,13 @@
  *       - without --allow-down, every trace is at exactly one sink, and each sink's share of
  *         traces is within X (default 0.03) of rt_ring_node_share.
  *     Exits 1 with the first failures on stderr.
+ *
+ *   rt-route-check owners --ring RING.yaml
+ *     Reads trace ids (32 hex digits, the first word of each line) on stdin and prints
+ *     "<trace id> <owner node id>" for each, every node up (what the ring alone says).
  */
 #include "alloc.h"
+#include "base64.h"
 #include "buf.h"
 #include "membership.h"
 #include "net.h"
@@ -768,15 +773,52 @@ static int cmd_verify(int argc, char **argv)
     return 0;
 }
 
+static int cmd_owners(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[1], "--ring") != 0) {
+        fprintf(stderr, "usage: rt-route-check owners --ring RING.yaml < ids\n");
+        return 2;
+    }
+    char err[512];
+    rt_membership *m = rt_membership_load(argv[2], err, sizeof err);
+    if (m == NULL) {
+        fprintf(stderr, "rt-route-check: %s\n", err);
+        return 2;
+    }
+    char line[256];
+    int rc = 0;
+    while (fgets(line, sizeof line, stdin)) {
+        uint8_t id[16];
+        bool ok = strlen(line) >= 32;
+        for (int i = 0; ok && i < 16; i++) {
+            int hi = rt_hex_digit(line[2 * i]), lo = rt_hex_digit(line[2 * i + 1]);
+            ok = hi >= 0 && lo >= 0;
+            id[i] = (uint8_t)(hi << 4 | lo);
+        }
+        if (!ok) {
+            fprintf(stderr, "rt-route-check: not a trace id: %s", line);
+            rc = 2;
+            continue;
+        }
+        int o = rt_ring_home_key(m->ring, rt_ring_key(id, 16));
+        printf("%.32s %s\n", line, o >= 0 ? rt_ring_node_id(m->ring, (size_t)o) : "-");
+    }
+    rt_membership_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "owners") == 0) {
+        return cmd_owners(argc - 1, argv + 1);
+    }
     if (argc >= 2 && strcmp(argv[1], "send") == 0) {
         return cmd_send(argc - 1, argv + 1);
     }
     if (argc >= 2 && strcmp(argv[1], "verify") == 0) {
         return cmd_verify(argc - 1, argv + 1);
     }
-    fprintf(stderr, "usage: rt-route-check send|verify ... (see the comment at the top of "
+    fprintf(stderr, "usage: rt-route-check send|verify|owners ... (see the comment at the top of "
                     "tests/tools/route_check.c)\n");
     return 2;
 }
