@@ -12,7 +12,7 @@
 #   scale-in    four samplers; at --change-at the ring file drops sampler-4, which gets SIGTERM
 #               a second later
 #   rolling     three samplers; from --change-at each in turn gets SIGTERM, is started again once
-#               it has exited, and the next follows 4 s after it is ready
+#               it has exited, and the next follows --restart-gap seconds after it is ready
 #   kill        three samplers; at --change-at sampler-2 gets SIGKILL right after its /metrics
 #               are read, and is started again 3 s later
 #   stale       the router reads a ring file of three samplers for the whole run, the four
@@ -26,9 +26,11 @@
 #   --time-scale F  real time: a turn's spans leave over its duration times F [0.11: the ~47 s
 #                slow turns over ~5 s, most turns well under a second]
 #   --decision-wait D [4s]   --change-at S  seconds into the load [8]
+#   --restart-gap S  rolling: seconds between a sampler being ready again and the next SIGTERM [4]
 #   --health-ms MS  health check interval of the router and the samplers' peers [500]
 #   --policies FILE  [config/policies-seed.yaml: keeps every agent turn, so every span counts]
 #   --protocol P  http | grpc between every hop [http]
+#   --workers N  worker threads of each sampler [1]
 #   --fail-if LIST  passed to the sink, plus this script's own checks (below)
 #   --results FILE  write the figures into FILE between <!-- membership:SCENARIO:begin/end -->
 #
@@ -53,6 +55,7 @@ rate=100
 time_scale=0.11
 decision_wait=4s
 change_at=8
+restart_gap=4
 health_ms=500
 policies=config/policies-seed.yaml
 protocol=http
@@ -67,9 +70,11 @@ while [ $# -gt 1 ]; do
   --time-scale) time_scale=$2; shift 2 ;;
   --decision-wait) decision_wait=$2; shift 2 ;;
   --change-at) change_at=$2; shift 2 ;;
+  --restart-gap) restart_gap=$2; shift 2 ;;
   --health-ms) health_ms=$2; shift 2 ;;
   --policies) policies=$2; shift 2 ;;
   --protocol) protocol=$2; shift 2 ;;
+  --workers) sampler_workers=$2; shift 2 ;;
   --fail-if) fail_if=$2; shift 2 ;;
   --results) results=$2; shift 2 ;;
   *) echo "membership.sh: unknown option $1" >&2; exit 2 ;;
@@ -161,7 +166,10 @@ ring: {file: "$1"}
 listeners:
   http: {listen: "127.0.0.1:$base"}
   grpc: {listen: "127.0.0.1:$((base + 1))"}
-samplers: {protocol: $protocol}
+# The router gives up on a part no later than its health checks mark the node down (two checks),
+# as its defaults do (timeout 5 s, checks 2 s x 3): a part waiting on a stalled sampler is
+# then re-routed, and that sampler refuses it when it wakes (mark_deadline).
+samplers: {protocol: $protocol, timeout: $((health_ms * 2))ms}
 health: $(health_yaml)
 EOC
   "$build/ringtail-router" --config "$out/router.yaml" 2> "$out/router.log" &
@@ -240,10 +248,23 @@ log "$scenario: $turns turns at $rate turns/s (time scale $time_scale), decision
 sleep "$change_at"
 change_start=$(now_s)
 held=0
+status=0
 case "$scenario" in
 scale-out)
+  # Started before the ring lists it: it runs, and says it is waiting.
+  state=$(curl -sf "$(admin_of 4)/ring" | jq -r .self.state)
+  [ "$state" = waiting ] || { echo "FAIL: scale-out: unlisted sampler-4 is \"$state\", not waiting" >&2; status=1; }
+  [ "$(metric <(curl -sf "$(admin_of 4)/metrics") ringtail_sampler_ring_state 'state="waiting"')" = 1 ] ||
+    { echo "FAIL: scale-out: ringtail_sampler_ring_state{state=\"waiting\"} is not 1" >&2; status=1; }
   log "ring file lists sampler-4"
   write_ring "$out/ring.yaml" 4
+  for _ in $(seq 1 60); do
+    state=$(curl -sf "$(admin_of 4)/ring" | jq -r .self.state)
+    [ "$state" = member ] && break
+    sleep 0.05
+  done
+  [ "$state" = member ] || { echo "FAIL: scale-out: sampler-4 did not join (\"$state\")" >&2; status=1; }
+  log "sampler-4 joined"
   ;;
 scale-in)
   log "ring file drops sampler-4"
@@ -259,7 +280,7 @@ rolling)
     log "sampler-$i exited; starting it again"
     start_sampler "$i"
     wait_ready "$i"
-    [ "$i" = 3 ] || sleep 4
+    [ "$i" = 3 ] || sleep "$restart_gap"
   done
   ;;
 kill)
@@ -381,7 +402,6 @@ jq -r '"figures: incomplete \(.incomplete), fragmented \(.fragmented), missing s
   "change; sampler CPU \(.sampler_cpu_per_s.steady) -> \(.sampler_cpu_per_s.during_change) s/s"' \
   "$out/figures.json"
 
-status=0
 [ "$sink_rc" = 0 ] || { echo "FAIL: $scenario: the sink's checks (--fail-if $fail_if)" >&2; status=1; }
 [ "$lg_rc" = 0 ] || { echo "FAIL: $scenario: the load generator saw spans refused" >&2; status=1; }
 if [ "$scenario" = kill ]; then

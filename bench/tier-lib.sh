@@ -40,7 +40,7 @@ sampler_config() { # sampler_config I [RING] -> config of sampler I on 127.0.0.(
   local ip="127.0.0.$(($1 + 1))"
   cat <<EOC
 log_level: info
-workers: 1
+workers: ${sampler_workers:-1}
 node_id: sampler-$1
 admin: {listen: "$ip:$((base + 2))"}
 ring: {file: "${2:-$out/ring.yaml}"}
@@ -49,6 +49,7 @@ listeners:
   grpc: {listen: "$ip:$((base + 1))"}
 peers:
   health: $(health_yaml)
+${peers_extra:-}
 tail_sampling:
   decision_wait: $decision_wait
   num_traces: 200000

@@ -4,6 +4,7 @@
 #include "alloc.h"
 
 #include <murmurhash.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,18 @@ typedef struct node {
     uint32_t next, skip;
 } node;
 
+/* The lookup table: slot -> node index. Immutable once filled, so clones share it. */
+typedef struct table {
+    _Atomic unsigned refs;
+    uint16_t slot[];
+} table;
+
 struct rt_ring {
     size_t n;
-    node *nodes;     /* sorted by id */
-    uint32_t m;      /* table size, prime */
-    uint16_t *table; /* slot -> node index */
+    node *nodes; /* sorted by id; each clone has its own (their up flags) */
+    uint32_t m;  /* table size, prime */
+    table *tab;  /* shared by clones */
+    const uint16_t *table;
     size_t up_count;
     uint64_t content_hash;
 };
@@ -86,14 +94,14 @@ static void assign_quotas(rt_ring *r)
 }
 
 /* Maglev population: nodes take turns claiming their next preferred free slot. A node whose
- * quota is full sits out, which is how weights are honoured exactly. */
+ * quota is full sits out, which is how weights are honoured exactly. Which slots are taken is
+ * kept in a bitmap (128 KiB, in cache) rather than read back from the 2 MiB table: most
+ * candidates late in the fill are taken, and each such read missed the cache. */
 static void populate(rt_ring *r)
 {
-    const uint16_t empty = UINT16_MAX;
+    uint16_t *tab = r->tab->slot;
     uint32_t *taken = rt_calloc(r->n, sizeof *taken);
-    for (uint32_t s = 0; s < r->m; s++) {
-        r->table[s] = empty;
-    }
+    uint64_t *used = rt_calloc((r->m + 63) / 64, sizeof *used);
     for (size_t i = 0; i < r->n; i++) {
         node *nd = &r->nodes[i];
         size_t idlen = strlen(nd->id);
@@ -114,12 +122,14 @@ static void populate(rt_ring *r)
                 if (nd->next >= r->m) {
                     nd->next -= r->m;
                 }
-            } while (r->table[c] != empty);
-            r->table[c] = (uint16_t)i;
+            } while (used[c >> 6] & (1ull << (c & 63)));
+            used[c >> 6] |= 1ull << (c & 63);
+            tab[c] = (uint16_t)i;
             taken[i]++;
             filled++;
         }
     }
+    free(used);
     free(taken);
 }
 
@@ -170,7 +180,9 @@ rt_ring *rt_ring_new(const rt_ring_node_spec *specs, size_t n, char *err, size_t
         }
     }
     r->m = TABLE_SIZE;
-    r->table = rt_malloc((size_t)r->m * sizeof *r->table);
+    r->tab = rt_malloc(sizeof *r->tab + (size_t)r->m * sizeof r->tab->slot[0]);
+    atomic_init(&r->tab->refs, 1);
+    r->table = r->tab->slot;
     r->up_count = n;
     assign_quotas(r);
     populate(r);
@@ -197,8 +209,24 @@ void rt_ring_free(rt_ring *r)
         free(r->nodes[i].endpoint);
     }
     free(r->nodes);
-    free(r->table);
+    if (r->tab && atomic_fetch_sub_explicit(&r->tab->refs, 1, memory_order_acq_rel) == 1) {
+        free(r->tab);
+    }
     free(r);
+}
+
+rt_ring *rt_ring_clone(const rt_ring *r)
+{
+    rt_ring *c = rt_calloc(1, sizeof *c);
+    *c = *r;
+    c->nodes = rt_calloc(r->n, sizeof *c->nodes);
+    for (size_t i = 0; i < r->n; i++) {
+        c->nodes[i] = r->nodes[i];
+        c->nodes[i].id = rt_strdup(r->nodes[i].id);
+        c->nodes[i].endpoint = rt_strdup(r->nodes[i].endpoint);
+    }
+    atomic_fetch_add_explicit(&r->tab->refs, 1, memory_order_relaxed);
+    return c;
 }
 
 size_t rt_ring_size(const rt_ring *r)

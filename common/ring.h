@@ -43,6 +43,10 @@ typedef struct rt_ring rt_ring;
  * copied. Returns NULL with a message in `err` on bad input. */
 rt_ring *rt_ring_new(const rt_ring_node_spec *nodes, size_t n, char *err, size_t errlen);
 void rt_ring_free(rt_ring *ring);
+/* A copy of `ring` with its own up/down flags (copied) that shares the lookup table, which is
+ * immutable: microseconds instead of the ~16 ms a table takes to fill. Clones may be used and
+ * freed on different threads. */
+rt_ring *rt_ring_clone(const rt_ring *ring);
 
 size_t rt_ring_size(const rt_ring *ring);
 /* Node `i` in id order (0 <= i < size). */

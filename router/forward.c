@@ -17,6 +17,7 @@
 #include "log.h"
 #include "otlp_scan.h"
 #include "otlp_split.h"
+#include "peer_msg.h"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -78,7 +79,8 @@ struct rt_fwd {
     fwd_req *split_req;  /* the request being split */
     fwd_part **touched;  /* parts opened by the current split */
     size_t n_touched, cap_touched;
-    fwd_req *reqs; /* every live request */
+    fwd_req *reqs;          /* every live request */
+    rt_peer_env_writer env; /* the deadline mark put on each part */
     _Atomic size_t active;
     bool closing;
 };
@@ -192,6 +194,7 @@ rt_fwd *rt_fwd_new(struct event_base *base, size_t worker_index, const rt_fwd_op
     f->index = worker_index;
     f->opts = *opts;
     rt_otlp_splitter_init(&f->sp, split_owner, split_part, f);
+    rt_peer_env_writer_init(&f->env);
     atomic_init(&f->active, 0);
     return f;
 }
@@ -388,6 +391,12 @@ static void part_send(rt_fwd *f, fwd_part *p)
 {
     fwd_req *r = p->req;
     p->sent_ns = rt_clock_mono_ns();
+    if (f->opts.mark_deadline) {
+        rt_peer_env_begin(&f->env, RT_PEER_ROUTED, NULL, 0);
+        rt_peer_env_deadline(&f->env,
+                             rt_peer_deadline(rt_clock_wall_ns(), f->opts.timeout_ms * 1000000ull));
+        rt_peer_env_finish(&f->env, &p->body);
+    }
     if (rt_otlp_client_export_buf(p->node->client, &p->body, on_part_done, p) == 0) {
         r->pending++;
         return;
@@ -663,6 +672,7 @@ void rt_fwd_free(rt_fwd *f)
     }
     free(f->touched);
     rt_otlp_splitter_free(&f->sp);
+    rt_peer_env_writer_free(&f->env);
     rt_view_unref(f->view);
     free(f);
 }

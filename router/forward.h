@@ -17,7 +17,10 @@
  *      original resource and scope, with one memcpy per run (spans are never re-encoded). The
  *      part's body is handed to the client without a copy; the part keeps slices into the
  *      request for re-routing, which only happens while the client is unanswered.
- *   3. Export every part. A part that fails with a connection error, a timeout or a retryable
+ *   3. Export every part, marked (with samplers.mark_deadline) with the time this router stops
+ *      waiting for it (now + samplers.timeout): a sampler that gets to the part only later (it
+ *      was stalled) refuses it, so spans this router has sent elsewhere meanwhile are not held
+ *      in two places. A part that fails with a connection error, a timeout or a retryable
  *      status after the client's own retries (samplers.retry_budget) is reported to the health
  *      checker and re-routed to the successors of its keys, excluding every node that already
  *      failed it. A part whose node is at samplers.max_inflight is not queued: its spans make
@@ -72,6 +75,7 @@ typedef struct rt_fwd_opts {
     uint32_t max_inflight; /* per node on this worker */
     uint32_t connections;  /* per node on this worker */
     bool gzip;
+    bool mark_deadline;            /* put each part's deadline in it (peer_msg.h ROUTED) */
     SSL_CTX *tls_http;             /* borrowed; NULL = plaintext */
     SSL_CTX *tls_grpc;             /* borrowed (ALPN h2) */
     const char *server_name;       /* NULL/empty: the endpoint's host */

@@ -74,6 +74,14 @@ static const rt_cfg_field samplers_fields[] = {
      .offset = offsetof(rt_router_samplers_cfg, gzip),
      .def = "false",
      .help = "Compress parts sent to samplers (costs CPU on both sides; worth it across zones)."},
+    {.key = "mark_deadline",
+     .type = RT_CFG_BOOL,
+     .offset = offsetof(rt_router_samplers_cfg, mark_deadline),
+     .def = "true",
+     .help = "Put in every part the time this router stops waiting for it (a ringtail field that "
+             "other OTLP receivers skip): a ringtail-sampler that gets to a part only after that "
+             "refuses it (503), instead of keeping spans the router has meanwhile sent to "
+             "another node. Off for receivers that refuse unknown fields."},
     {.key = "retry_after",
      .type = RT_CFG_INT64,
      .offset = offsetof(rt_router_samplers_cfg, retry_after_s),
@@ -173,6 +181,7 @@ static void fwd_create(rt_worker *w, void *arg)
         .retry_budget_ns = s->retry_budget_ns,
         .request_deadline_ns = s->request_deadline_ns,
         .retry_after_s = (uint32_t)s->retry_after_s,
+        .mark_deadline = s->mark_deadline,
         .metrics = &rt->metrics,
     };
     if (o.timeout_ms == 0) {
@@ -203,13 +212,8 @@ static void fwd_install(rt_worker *w, void *arg)
 static void on_health(void *arg, const rt_health_snapshot *snap)
 {
     rt_router *rt = arg;
-    char err[256];
     rt_view *view = rt_view_new(snap->m, snap->up, snap->nodes, rt->n_workers, snap->generation,
-                                rt_daemon_metrics(rt->d), err, sizeof err);
-    if (view == NULL) {
-        rt_log(RT_LOG_ERROR, "cannot build ring view", "reason=\"%s\"", err);
-        return;
-    }
+                                rt_daemon_metrics(rt->d));
     view_task t = {rt, view};
     rt_workers_run_on_each(rt->pool, fwd_install, &t);
     rt_log(RT_LOG_INFO, "ring view installed", "generation=%llu nodes=%zu up=%zu",

@@ -1,6 +1,6 @@
 /* router.h - ringtail-router as a daemon: its config (router.yaml) and the glue between the
- * process scaffolding (daemon.h), the OTLP listeners (intake.h), node health (node_health.h) and the
- * per-worker forwarders (forward.h).
+ * process scaffolding (daemon.h), the OTLP listeners (intake.h), node health (node_health.h) and
+ * the per-worker forwarders (forward.h).
  *
  *   main thread: admin, ring file watch, health checks, building views, draining on stop
  *   worker i:    OTLP listeners (SO_REUSEPORT), rt_fwd i with its clients to every node
@@ -26,6 +26,7 @@ typedef struct rt_router_samplers_cfg {
     int64_t max_inflight;
     int64_t connections;
     bool gzip;
+    bool mark_deadline;
     int64_t retry_after_s;
     rt_tls_client_cfg tls;
 } rt_router_samplers_cfg;

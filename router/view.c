@@ -32,8 +32,7 @@ static void view_free(rt_view *v)
 }
 
 rt_view *rt_view_new(const rt_membership *m, const bool *up, rt_health_node *const *health,
-                     size_t n_workers, uint64_t generation, rt_metrics_registry *reg, char *err,
-                     size_t errlen)
+                     size_t n_workers, uint64_t generation, rt_metrics_registry *reg)
 {
     size_t n = rt_ring_size(m->ring);
     rt_view *v = rt_calloc(1, sizeof *v);
@@ -41,7 +40,6 @@ rt_view *rt_view_new(const rt_membership *m, const bool *up, rt_health_node *con
     v->generation = generation;
     v->n = n;
     v->nodes = rt_calloc(n, sizeof *v->nodes);
-    rt_ring_node_spec *specs = rt_calloc(n, sizeof *specs);
     for (size_t i = 0; i < n; i++) {
         const rt_member *mem = rt_membership_node(m, i);
         rt_view_node *vn = &v->nodes[i];
@@ -54,7 +52,6 @@ rt_view *rt_view_new(const rt_membership *m, const bool *up, rt_health_node *con
             vn->health = health[i];
             rt_health_node_ref(vn->health);
         }
-        specs[i] = (rt_ring_node_spec){mem->id, mem->endpoint, mem->weight};
         if (reg) {
             vn->spans_forwarded = rt_metrics_counter(
                 reg, "ringtail_router_spans_forwarded_total",
@@ -72,27 +69,19 @@ rt_view *rt_view_new(const rt_membership *m, const bool *up, rt_health_node *con
         }
     }
     /* One private ring per worker: rt_ring_set_up is not thread-safe, and a worker flips flags
-     * in its own copy to find a failed part's successor. The table is rebuilt rather than
-     * copied because ring.h has no clone; building is a few ms and happens only on membership
-     * or health changes. */
+     * in its own copy to find a failed part's successor. Each is a clone of the membership's
+     * ring: its own flags, the same (immutable) table, so a view costs no table fill (~16 ms
+     * each, once per worker and change when they were rebuilt, a stall felt by every process
+     * on a small machine). */
     v->n_rings = n_workers;
     v->rings = rt_calloc(n_workers ? n_workers : 1, sizeof *v->rings);
     for (size_t w = 0; w < n_workers; w++) {
-        v->rings[w] = rt_ring_new(specs, n, err, errlen);
-        if (v->rings[w] == NULL) {
-            goto fail;
-        }
+        v->rings[w] = rt_ring_clone(m->ring);
         for (size_t i = 0; i < n; i++) {
-            /* Sorted by id in both rings, so index i is the same node. */
-            rt_ring_set_up(v->rings[w], i, up[i]);
+            rt_ring_set_up(v->rings[w], i, up[i]); /* same membership: index i is node i */
         }
     }
-    free(specs);
     return v;
-fail:
-    free(specs);
-    view_free(v);
-    return NULL;
 }
 
 void rt_view_ref(rt_view *v)

@@ -65,10 +65,9 @@ typedef struct rt_view {
 
 /* Build a view of membership `m` for `n_workers` workers: node i is up when up[i] (ring index
  * order); health[i] is referenced (may be NULL in tests). Metric series are registered in `reg`
- * (may be NULL: no metrics). Returns NULL with a message in `err` if a ring cannot be built. */
+ * (may be NULL: no metrics). The rings are clones of m->ring (rt_ring_clone). */
 rt_view *rt_view_new(const rt_membership *m, const bool *up, rt_health_node *const *health,
-                     size_t n_workers, uint64_t generation, rt_metrics_registry *reg, char *err,
-                     size_t errlen);
+                     size_t n_workers, uint64_t generation, rt_metrics_registry *reg);
 void rt_view_ref(rt_view *v);
 /* Drop a reference; frees the view with the last one. NULL is a no-op. */
 void rt_view_unref(rt_view *v);

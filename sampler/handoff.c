@@ -28,6 +28,7 @@ typedef struct batch {
 /* One request sent and not yet acknowledged: kept to ingest it here if it fails. */
 typedef struct sent {
     struct rt_handoff *h;
+    uint64_t node; /* node_key of the node it went to */
     rt_buf body;
     uint64_t sent_ns;
     size_t traces, spans, decisions;
@@ -47,10 +48,13 @@ struct rt_handoff {
     /* Trace ids to look at, oldest first: queue[head..len). */
     uint8_t (*queue)[16];
     size_t head, len, cap;
+    /* Due traces another node owns: taken first at the next tick, outside the budget. */
+    uint8_t (*urgent)[16];
+    size_t n_urgent, cap_urgent;
     size_t walk;    /* decision cache cursor; SIZE_MAX when not reading */
     batch *batches; /* one per node of the view */
     size_t n_batches;
-    rt_dcache stay_local; /* traces a batch failed for: decided here */
+    rt_dcache stay_local; /* trace -> the node a batch of it failed for (node_key) */
     double budget;        /* bytes that may be sent now */
     uint64_t last_ns;
     size_t inflight_bytes, inflight;
@@ -166,13 +170,32 @@ static batch *batch_for(rt_handoff *h, int node)
     return b;
 }
 
+/* A non-zero key for a node id (stay_local's value). */
+static uint64_t node_key(const char *id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = id; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    }
+    return h | 1;
+}
+
+/* A batch holding `id` already failed for node `o` (of the current view): not offered to it
+ * again until the view changes. Another owner - the view moved on - is offered it. */
+static bool refused_by(const rt_handoff *h, const uint8_t id[16], int o)
+{
+    uint64_t v;
+    return rt_dcache_get(&h->stay_local, id, &v) && v == node_key(h->view->nodes[o].id);
+}
+
 static bool batch_empty(const batch *b)
 {
     return b->traces == 0 && b->decisions == 0;
 }
 
 /* Ingest a request that could not be handed over here again, with its traces' state; those
- * traces are not offered again until the view changes. */
+ * traces are not offered to that node again until the view changes, but are looked at again:
+ * a view that changed while the batch was out may name another owner. */
 static void keep_here(rt_handoff *h, sent *s, int why)
 {
     rt_counter_add(h->m.failed[why], s->traces);
@@ -197,7 +220,8 @@ static void keep_here(rt_handoff *h, sent *s, int why)
         st.first_ns = s->sent_ns > t.age_ns ? s->sent_ns - t.age_ns : 0;
         st.root_ns = s->sent_ns > t.root_age_ns ? s->sent_ns - t.root_age_ns : 0;
         rt_tbuf_adopt(h->o.tbuf, &st, s->sent_ns);
-        rt_dcache_put(&h->stay_local, t.trace_id, 0);
+        rt_dcache_put(&h->stay_local, t.trace_id, s->node);
+        queue_push(h, t.trace_id);
     }
 }
 
@@ -228,12 +252,13 @@ static void flush(rt_handoff *h, int node)
     }
     sent *s = rt_malloc(sizeof *s);
     s->h = h;
+    s->node = node_key(h->view->nodes[node].id);
     s->body = b->body;
     s->sent_ns = h->now;
     s->traces = b->traces;
     s->spans = b->spans;
     s->decisions = b->decisions;
-    rt_peer_env_deadline(&b->env, rt_clock_wall_ns() + h->o.deadline_ns);
+    rt_peer_env_deadline(&b->env, rt_peer_deadline(rt_clock_wall_ns(), h->o.deadline_ns));
     rt_peer_env_finish(&b->env, &s->body);
     rt_buf_init(&b->body);
     b->begun = false;
@@ -271,11 +296,8 @@ static int other_owner(const rt_handoff *h, const uint8_t id[16])
 /* Take trace `id` into its new owner's batch; returns the bytes added (0: nothing moved). */
 static size_t take(rt_handoff *h, const uint8_t id[16])
 {
-    if (rt_dcache_get(&h->stay_local, id, NULL)) {
-        return 0;
-    }
     int o = other_owner(h, id);
-    if (o < 0) {
+    if (o < 0 || refused_by(h, id, o)) {
         return 0;
     }
     batch *b = batch_for(h, o);
@@ -335,8 +357,26 @@ static void walk_one(void *arg, const uint8_t id[16], rt_decision d, const char 
         return; /* it already had it */
     }
     batch *b = batch_for(h, o);
-    rt_peer_env_decision(&b->env, id, d, policy, count);
+    rt_peer_env_decision(&b->env, id, d == RT_DECISION_SAMPLED, policy, count);
     b->decisions++;
+}
+
+bool rt_handoff_due(void *arg, const uint8_t trace_id[16])
+{
+    rt_handoff *h = arg;
+    if (h->view == NULL || !rt_peer_view_has_peers(h->view)) {
+        return false;
+    }
+    int o = other_owner(h, trace_id);
+    if (o < 0 || refused_by(h, trace_id, o)) {
+        return false;
+    }
+    if (h->n_urgent == h->cap_urgent) {
+        h->cap_urgent = h->cap_urgent ? h->cap_urgent * 2 : 64;
+        h->urgent = rt_realloc(h->urgent, h->cap_urgent * sizeof *h->urgent);
+    }
+    memcpy(h->urgent[h->n_urgent++], trace_id, 16);
+    return true;
 }
 
 void rt_handoff_decided(void *arg, const uint8_t trace_id[16], rt_decision d, const char *policy,
@@ -351,7 +391,7 @@ void rt_handoff_decided(void *arg, const uint8_t trace_id[16], rt_decision d, co
         return;
     }
     batch *b = batch_for(h, o);
-    rt_peer_env_decision(&b->env, trace_id, d, policy, count);
+    rt_peer_env_decision(&b->env, trace_id, d == RT_DECISION_SAMPLED, policy, count);
     b->decisions++;
 }
 
@@ -406,6 +446,7 @@ void rt_handoff_tick(rt_handoff *h, uint64_t now_ns)
     h->now = now_ns;
     if (h->view == NULL || !rt_peer_view_has_peers(h->view)) {
         queue_clear(h);
+        h->n_urgent = 0;
         h->walk = SIZE_MAX;
         sync_queued(h);
         h->last_ns = now_ns;
@@ -419,6 +460,10 @@ void rt_handoff_tick(rt_handoff *h, uint64_t now_ns)
         h->budget = cap;
     }
     h->last_ns = now_ns;
+    for (size_t i = 0; i < h->n_urgent; i++) {
+        take(h, h->urgent[i]); /* a trace already taken, or decided, is simply not found */
+    }
+    h->n_urgent = 0;
     while (h->budget > 0 && h->inflight_bytes < h->o.max_inflight) {
         if (h->head < h->len) {
             h->budget -= (double)take(h, h->queue[h->head++]);
@@ -445,7 +490,7 @@ void rt_handoff_tick(rt_handoff *h, uint64_t now_ns)
 
 bool rt_handoff_idle(const rt_handoff *h)
 {
-    if (h->head < h->len || h->walk != SIZE_MAX || h->inflight > 0) {
+    if (h->head < h->len || h->n_urgent > 0 || h->walk != SIZE_MAX || h->inflight > 0) {
         return false;
     }
     for (size_t i = 0; i < h->n_batches; i++) {
@@ -484,8 +529,9 @@ void rt_handoff_receive(rt_handoff *h, const uint8_t *req, size_t len, size_t sp
     rt_peer_decision d;
     size_t nd = 0;
     for (size_t pos = 0; rt_peer_env_next_decision(&env, &pos, &d); nd++) {
-        rt_tbuf_apply_decision(h->o.tbuf, d.trace_id, d.decision, (const char *)d.policy.p,
-                               d.policy.len, d.count, now_ns);
+        rt_tbuf_apply_decision(h->o.tbuf, d.trace_id,
+                               d.sampled ? RT_DECISION_SAMPLED : RT_DECISION_NOT_SAMPLED,
+                               (const char *)d.policy.p, d.policy.len, d.count, now_ns);
     }
     rt_counter_add(h->m.decisions[1], nd);
 }
@@ -501,6 +547,7 @@ void rt_handoff_free(rt_handoff *h)
     }
     free(h->batches);
     free(h->queue);
+    free(h->urgent);
     rt_dcache_free(&h->stay_local);
     rt_peer_view_unref(h->view);
     rt_peer_view_unref(h->base);

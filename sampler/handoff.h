@@ -77,6 +77,12 @@ void rt_handoff_set_view(rt_handoff *h, rt_peer_view *v, uint64_t now_ns);
 /* Look at trace `trace_id` at the next tick: hand it over if another node owns it. */
 void rt_handoff_recheck(rt_handoff *h, const uint8_t trace_id[16]);
 
+/* The trace buffer's defer hook (rt_tbuf_opts.defer, arg = the rt_handoff): a trace that is due
+ * here while another node owns it is handed over at the next tick, ahead of the queue and
+ * outside the rate (it is decided on arrival there, with the spans the owner has of it too);
+ * false (decide it here) when it cannot be handed over. */
+bool rt_handoff_due(void *arg, const uint8_t trace_id[16]);
+
 /* The trace buffer's decided hook (rt_tbuf_opts.decided, arg = the rt_handoff): a decision for
  * a trace another node owns is sent to it. */
 void rt_handoff_decided(void *arg, const uint8_t trace_id[16], rt_decision d, const char *policy,

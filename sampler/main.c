@@ -102,7 +102,7 @@ struct sampler {
     rt_counter *requests[3];
     rt_counter *throttled_spans;
     rt_counter *forwarded_in;
-    rt_counter *late_peer_requests;
+    rt_counter *late_requests;
     char sampler_id[256]; /* node_id, or the host name: signed on every exported Resource */
     _Atomic uint64_t last_request_ns;
     atomic_uint held_calls; /* requests waiting for forwards */
@@ -181,6 +181,12 @@ static void decided_cb(void *arg, const uint8_t trace_id[16], rt_decision d, con
     }
 }
 
+static bool defer_cb(void *arg, const uint8_t trace_id[16])
+{
+    shard *sh = arg;
+    return sh->handoff != NULL && rt_handoff_due(sh->handoff, trace_id);
+}
+
 /* After a peer's request (or part of it) was buffered: its trace states and decisions, and the
  * forwarded traces this sampler does not own (`foreign`: 16-byte ids) to look at again. */
 static void shard_after_peer(shard *sh, const uint8_t *pb, size_t len, long spans, bool env,
@@ -221,7 +227,8 @@ typedef struct held_call {
 typedef struct route_task {
     rt_buf pb;
     held_call *hc;
-    int shard; /* where it runs */
+    int shard;         /* where it runs */
+    uint64_t deadline; /* the caller's (wall clock, Unix ns), 0 = none */
 } route_task;
 
 static void respond_held(rt_worker *w, void *arg)
@@ -253,7 +260,7 @@ static void route_run(rt_worker *w, void *arg)
 {
     route_task *t = arg;
     shard *sh = &g_sampler.shards[t->shard];
-    rt_relay_route(sh->relay, t->pb.data, t->pb.len, route_done, t);
+    rt_relay_route(sh->relay, t->pb.data, t->pb.len, t->deadline, route_done, t);
 }
 
 static void refuse_malformed(rt_otlp_call *call, const char *why)
@@ -328,7 +335,7 @@ static void split_envelope(shard *me, const rt_peer_env *env)
         }
         memcpy(name, d.policy.p, d.policy.len);
         name[d.policy.len] = 0;
-        rt_peer_env_decision(&me->penv[k], d.trace_id, d.decision, name, d.count);
+        rt_peer_env_decision(&me->penv[k], d.trace_id, d.sampled, name, d.count);
     }
 }
 
@@ -360,17 +367,18 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
     }
     uint64_t late = rt_peer_env_late(&env, rt_clock_wall_ns());
     if (late > 0) {
-        /* The sender stopped waiting and kept these spans: taking them too would export them
-         * twice. Refused as final (400), so the sender does not retry either. */
-        rt_counter_inc(s->late_peer_requests);
-        RT_LOG_RL(RT_LOG_WARN, "peer request refused: past its deadline, its sender kept it",
+        /* The sender has stopped waiting and kept these spans (a peer) or sent them elsewhere (a
+         * router): taking them too would put them in two places. 503: a sender that is still
+         * retrying (its deadline was set at its first attempt) gives up or moves on. */
+        static const char *const kind_names[] = {"", "forward", "handoff", "", "routed"};
+        rt_counter_inc(s->late_requests);
+        RT_LOG_RL(RT_LOG_WARN, "request refused: past its sender's deadline",
                   "sender=%.*s kind=%s late_ms=%llu", (int)env.sender.len,
-                  env.sender.p ? (const char *)env.sender.p : "",
-                  env.kind == RT_PEER_HANDOFF ? "handoff" : "forward",
+                  env.sender.p ? (const char *)env.sender.p : "", kind_names[env.kind],
                   (unsigned long long)(late / 1000000));
-        rt_otlp_result_set(&res, RT_OTLP_BAD_DATA,
-                           "ringtail peer request arrived %llu ms after its deadline; the sender "
-                           "keeps its spans",
+        rt_otlp_result_set(&res, RT_OTLP_UNAVAILABLE,
+                           "request arrived %llu ms after its sender's deadline; its spans are "
+                           "not taken here",
                            (unsigned long long)(late / 1000000));
         rt_otlp_call_respond(call, &res);
         return;
@@ -398,9 +406,10 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
     const rt_peer_view *v = me->view;
     /* Spans from SDKs, collectors and routers may belong to another sampler; spans from a peer
      * stay (one hop), but forwarded traces this sampler does not own are looked at again. */
-    bool may_route = env.kind == RT_PEER_NONE && v != NULL && rt_peer_view_has_peers(v);
+    bool from_peer = env.kind == RT_PEER_FORWARD || env.kind == RT_PEER_HANDOFF;
+    bool may_route = !from_peer && v != NULL && rt_peer_view_has_peers(v);
     bool check_foreign = env.kind == RT_PEER_FORWARD && v != NULL && rt_peer_view_has_peers(v);
-    bool has_env = env.kind != RT_PEER_NONE;
+    bool has_env = from_peer;
     if (s->n == 1 && (!may_route || all_local(v, pb, len))) {
         long n = rt_tbuf_ingest_checked(me->tbuf, pb, len, now, why, sizeof why);
         if (n < 0) {
@@ -508,6 +517,7 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
         t->pb = rp->buf;
         t->hc = hc;
         t->shard = (int)i;
+        t->deadline = env.deadline_unix_ns;
         rt_buf_init(&rp->buf);
         if ((int)i == me->index) {
             mine = t; /* last: it may answer the call before returning */
@@ -516,7 +526,7 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
         }
     }
     if (mine) {
-        rt_relay_route(me->relay, mine->pb.data, mine->pb.len, route_done, mine);
+        rt_relay_route(me->relay, mine->pb.data, mine->pb.len, mine->deadline, route_done, mine);
     }
 }
 
@@ -595,6 +605,8 @@ static void shard_setup(rt_worker *w, void *arg)
         .sampler_id = s->sampler_id,
         .decided = decided_cb,
         .decided_arg = sh,
+        .defer = defer_cb,
+        .defer_arg = sh,
     };
     sh->tbuf = rt_tbuf_new(&o, sh->engine, emit, sh, reg);
     rt_peer_clients_opts co = {
@@ -614,7 +626,8 @@ static void shard_setup(rt_worker *w, void *arg)
                         .ingest = ingest_cb,
                         .kept = kept_cb,
                         .arg = sh,
-                        .deadline_ns = pc->timeout_ns};
+                        .base = rt_worker_base(w),
+                        .timeout_ns = pc->timeout_ns};
     sh->relay = rt_relay_new(&ro, reg);
     rt_handoff_opts ho = {.sender = s->sampler_id,
                           .clients = sh->clients,
@@ -969,11 +982,12 @@ static int setup(rt_daemon *d, void *cfgp)
         "Spans of traces another sampler owns, forwarded to it (sent: acknowledged by the "
         "owner; received: from a peer).",
         "direction", "received", NULL);
-    s->late_peer_requests = rt_metrics_counter(
-        reg, "ringtail_sampler_peer_requests_refused_total",
-        "Forwards and hand-offs from peers refused because they arrived after their deadline (the "
-        "sender had kept their spans; this sampler was stalled or the network slow).",
-        "reason", "past_deadline", NULL);
+    s->late_requests = rt_metrics_counter(
+        reg, "ringtail_sampler_late_requests_refused_total",
+        "Requests of routers and peers refused with 503 because they arrived after their "
+        "sender's deadline (it had sent or kept their spans elsewhere; this sampler was stalled "
+        "or the network slow).",
+        NULL);
     char err[600];
     if (rt_tls_client_from_cfg(&s->cfg->peers.tls, false, &s->peer_tls_http, err, sizeof err) !=
             0 ||

@@ -20,7 +20,7 @@ static void view_free(rt_peer_view *v)
 
 rt_peer_view *rt_peer_view_new(const rt_membership *m, const bool *up,
                                rt_health_node *const *health, const char *self_id, bool self_up,
-                               uint64_t generation, char *err, size_t errlen)
+                               uint64_t generation)
 {
     size_t n = rt_ring_size(m->ring);
     rt_peer_view *v = rt_calloc(1, sizeof *v);
@@ -30,7 +30,6 @@ rt_peer_view *rt_peer_view_new(const rt_membership *m, const bool *up,
     v->self = -1;
     v->nodes = rt_calloc(n ? n : 1, sizeof *v->nodes);
     v->content_hash = rt_ring_content_hash(m->ring);
-    rt_ring_node_spec *specs = rt_calloc(n ? n : 1, sizeof *specs);
     for (size_t i = 0; i < n; i++) {
         const rt_member *mem = rt_membership_node(m, i);
         rt_peer_node *pn = &v->nodes[i];
@@ -47,14 +46,8 @@ rt_peer_view *rt_peer_view_new(const rt_membership *m, const bool *up,
             rt_health_node_ref(pn->health);
         }
         v->up_count += pn->up;
-        specs[i] = (rt_ring_node_spec){mem->id, mem->endpoint, mem->weight};
     }
-    v->ring = rt_ring_new(specs, n, err, errlen);
-    free(specs);
-    if (v->ring == NULL) {
-        view_free(v);
-        return NULL;
-    }
+    v->ring = rt_ring_clone(m->ring); /* shares the membership's table: no fill per view */
     for (size_t i = 0; i < n; i++) {
         rt_ring_set_up(v->ring, i, v->nodes[i].up);
     }

@@ -44,11 +44,11 @@ typedef struct rt_peer_view {
 } rt_peer_view;
 
 /* Build a view of `m` in which node i is up when up[i] (ring index order), except this sampler
- * (`self_id`), which is up exactly when `self_up`. health[i] is referenced (may be NULL).
- * Returns NULL with a message in `err` if the ring cannot be built. */
+ * (`self_id`), which is up exactly when `self_up`. health[i] is referenced (may be NULL). The
+ * ring is a clone of m->ring (its table shared, rt_ring_clone). */
 rt_peer_view *rt_peer_view_new(const rt_membership *m, const bool *up,
                                rt_health_node *const *health, const char *self_id, bool self_up,
-                               uint64_t generation, char *err, size_t errlen);
+                               uint64_t generation);
 void rt_peer_view_ref(rt_peer_view *v);
 /* Drop a reference; the last frees the view. NULL is a no-op. */
 void rt_peer_view_unref(rt_peer_view *v);

@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N_FAIL        (RT_OTLP_CLIENT_FAIL_COUNT_ + 2)
+#define N_FAIL        (RT_OTLP_CLIENT_FAIL_COUNT_ + 3)
 #define FAIL_REJECTED RT_OTLP_CLIENT_FAIL_COUNT_       /* the owner refused the data */
 #define FAIL_BUSY     (RT_OTLP_CLIENT_FAIL_COUNT_ + 1) /* no client, or at max_inflight */
+#define FAIL_DEADLINE (RT_OTLP_CLIENT_FAIL_COUNT_ + 2) /* the caller's deadline came first */
 
 /* One caller's request being placed. */
 typedef struct route {
@@ -23,11 +24,15 @@ typedef struct route {
     void *done_arg;
 } route;
 
-/* One forward to one owner: the request as sent (kept to ingest it here if it fails). */
+/* One forward to one owner: the request as sent (kept to ingest it here if it fails). Lives
+ * until the client's callback, also when it was given up first (settled). */
 typedef struct fwd {
-    route *rt;
+    struct rt_relay *r;
+    route *rt; /* gone once settled */
     rt_buf body;
     size_t spans;
+    struct event *give_up; /* the caller's deadline comes before the client's timeout */
+    bool settled;
 } fwd;
 
 struct rt_relay {
@@ -59,9 +64,10 @@ rt_relay *rt_relay_new(const rt_relay_opts *opts, rt_metrics_registry *reg)
     const char *help = "Spans that could not be forwarded to their owner and were kept here "
                        "instead, by why the forward failed.";
     for (int i = 0; i < N_FAIL; i++) {
-        const char *why = i == FAIL_REJECTED ? "rejected"
-                          : i == FAIL_BUSY   ? "busy"
-                                             : rt_otlp_client_fail_name((rt_otlp_client_fail)i);
+        const char *why = i == FAIL_REJECTED   ? "rejected"
+                          : i == FAIL_BUSY     ? "busy"
+                          : i == FAIL_DEADLINE ? "caller_deadline"
+                                               : rt_otlp_client_fail_name((rt_otlp_client_fail)i);
         r->failed[i] = rt_metrics_counter(reg, "ringtail_sampler_forward_failed_spans_total", help,
                                           "reason", why, NULL);
     }
@@ -127,12 +133,45 @@ static void keep_here(rt_relay *r, const fwd *f)
     }
 }
 
-static void on_forwarded(const rt_otlp_client_result *res, void *arg)
+static void fwd_free(fwd *f)
+{
+    if (f->give_up) {
+        event_free(f->give_up);
+    }
+    rt_buf_free(&f->body);
+    free(f);
+}
+
+/* The caller's deadline is near and the owner has not answered: keep the spans here (the owner
+ * refuses the forward after its deadline, which has passed). The client's callback comes later
+ * and only frees the forward. */
+static void on_give_up(evutil_socket_t fd, short what, void *arg)
 {
     fwd *f = arg;
     route *rt = f->rt;
-    rt_relay *r = rt->r;
+    rt_relay *r = f->r;
+    f->settled = true;
+    f->rt = NULL;
+    rt_counter_add(r->failed[FAIL_DEADLINE], f->spans);
+    RT_LOG_RL(RT_LOG_WARN, "forward not acknowledged before the caller's deadline; spans kept here",
+              "spans=%zu", f->spans);
+    keep_here(r, f);
+    route_settle(rt);
+}
+
+static void on_forwarded(const rt_otlp_client_result *res, void *arg)
+{
+    fwd *f = arg;
+    rt_relay *r = f->r;
     r->inflight--;
+    if (f->settled) {
+        fwd_free(f);
+        return;
+    }
+    if (f->give_up) {
+        event_del(f->give_up);
+    }
+    route *rt = f->rt;
     if (res->outcome == RT_OTLP_CLIENT_OK || res->outcome == RT_OTLP_CLIENT_PARTIAL) {
         rt_counter_add(r->sent, f->spans);
     } else {
@@ -144,8 +183,7 @@ static void on_forwarded(const rt_otlp_client_result *res, void *arg)
                   res->message);
         keep_here(r, f);
     }
-    rt_buf_free(&f->body);
-    free(f);
+    fwd_free(f);
     route_settle(rt);
 }
 
@@ -159,9 +197,20 @@ static size_t dest_of(const rt_relay *r, const uint8_t *tid, size_t len)
     return o < 0 || o == r->view->self ? 0 : (size_t)o + 1;
 }
 
-void rt_relay_route(rt_relay *r, const uint8_t *req, size_t len, void (*done)(void *arg),
-                    void *done_arg)
+void rt_relay_route(rt_relay *r, const uint8_t *req, size_t len, uint64_t caller_deadline,
+                    void (*done)(void *arg), void *done_arg)
 {
+    /* When the forwards are given up: at the clients' timeout, or a margin before the caller
+     * stops waiting; each forward's own deadline is a margin before that. */
+    uint64_t now = rt_clock_wall_ns();
+    uint64_t margin = rt_peer_deadline_margin(r->o.timeout_ns);
+    uint64_t give_up = now + r->o.timeout_ns;
+    bool early = false;
+    if (caller_deadline != 0 && caller_deadline < give_up + margin) {
+        give_up = caller_deadline > margin ? caller_deadline - margin : 0;
+        early = true;
+    }
+    bool forward = r->view != NULL && give_up > now + 2 * margin;
     for (size_t i = 0; i < r->n_dest; i++) {
         rt_buf_reset(&r->parts[i]);
         rt_otlp_enc_begin(&r->enc[i], &r->parts[i]);
@@ -177,7 +226,7 @@ void rt_relay_route(rt_relay *r, const uint8_t *req, size_t len, void (*done)(vo
         if (v.trace_id.len != last_len || memcmp(last_tid, v.trace_id.p, v.trace_id.len) != 0) {
             last_len = v.trace_id.len < 16 ? v.trace_id.len : 16;
             memcpy(last_tid, v.trace_id.p, last_len);
-            d = dest_of(r, v.trace_id.p, v.trace_id.len);
+            d = forward ? dest_of(r, v.trace_id.p, v.trace_id.len) : 0;
         }
         rt_otlp_enc *e = &r->enc[d];
         if (r->last_res[d] != v.resource_index) {
@@ -204,21 +253,28 @@ void rt_relay_route(rt_relay *r, const uint8_t *req, size_t len, void (*done)(vo
         if (rt_otlp_enc_finish(&r->enc[i]) == 0) {
             continue;
         }
-        fwd *f = rt_malloc(sizeof *f);
+        fwd *f = rt_calloc(1, sizeof *f);
+        f->r = r;
         f->rt = rt;
         f->spans = spans;
         f->body = r->parts[i];
         r->parts[i] = (rt_buf)RT_BUF_INIT;
         rt_peer_env_begin(&r->env, RT_PEER_FORWARD, r->sender, r->view->content_hash);
-        rt_peer_env_deadline(&r->env, rt_clock_wall_ns() + r->o.deadline_ns);
+        rt_peer_env_deadline(&r->env, give_up - margin);
         rt_peer_env_finish(&r->env, &f->body);
         if (rt_peer_clients_send(r->o.clients, (int)i - 1, f->body.data, f->body.len, on_forwarded,
                                  f) != 0) {
             rt_counter_add(r->failed[FAIL_BUSY], spans);
             keep_here(r, f);
-            rt_buf_free(&f->body);
-            free(f);
+            fwd_free(f);
             continue;
+        }
+        if (early) {
+            uint64_t in = give_up - now;
+            struct timeval tv = {(time_t)(in / 1000000000ull),
+                                 (suseconds_t)(in % 1000000000ull / 1000)};
+            f->give_up = evtimer_new(r->o.base, on_give_up, f);
+            evtimer_add(f->give_up, &tv);
         }
         r->inflight++;
         rt->pending++;

@@ -18,6 +18,12 @@
  * request is done - and its client may be answered - only when every span is placed, so an
  * acknowledgement always means some sampler holds the spans.
  *
+ * Deadlines: a forward is given up (kept here) when the clients' timeout passes, or earlier
+ * when the caller's own deadline (a router's ROUTED mark) would pass first - the caller must
+ * hear back before it gives up on this sampler and sends the spans elsewhere. Each forward
+ * carries a deadline a margin before that (rt_peer_deadline): the owner refuses it after it,
+ * so what is kept here is never also taken there.
+ *
  * Metrics: ringtail_sampler_spans_forwarded_total{direction="sent"} (spans the owner
  * acknowledged), ringtail_sampler_forward_failed_spans_total{reason} (kept here instead).
  *
@@ -43,7 +49,8 @@ typedef struct rt_relay_opts {
     /* A trace whose spans were kept here because its owner did not take them. */
     void (*kept)(void *arg, const uint8_t trace_id[16]);
     void *arg;
-    uint64_t deadline_ns; /* a forward's deadline after it is sent: the clients' timeout */
+    struct event_base *base; /* this worker's loop (for the give-up timers) */
+    uint64_t timeout_ns;     /* the clients' timeout: the longest a forward is waited for */
 } rt_relay_opts;
 
 typedef struct rt_relay rt_relay;
@@ -54,9 +61,10 @@ void rt_relay_set_view(rt_relay *r, rt_peer_view *v);
 
 /* Place every span of `req` (a checked ExportTraceServiceRequest whose traces all belong to this
  * shard; read during the call only) as above, then call done(done_arg) once - from inside this
- * call when nothing had to be forwarded, else from the loop when the last forward settled. */
-void rt_relay_route(rt_relay *r, const uint8_t *req, size_t len, void (*done)(void *arg),
-                    void *done_arg);
+ * call when nothing had to be forwarded, else from the loop when the last forward settled.
+ * `caller_deadline` (wall clock, Unix ns; 0 = none) is when the caller stops waiting. */
+void rt_relay_route(rt_relay *r, const uint8_t *req, size_t len, uint64_t caller_deadline,
+                    void (*done)(void *arg), void *done_arg);
 
 /* Forwards sent and not yet settled. */
 size_t rt_relay_inflight(const rt_relay *r);

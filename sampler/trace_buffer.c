@@ -1640,7 +1640,11 @@ void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns)
     while (e) {
         rt_twheel_entry *next = e->next;
         trace *t = (trace *)((char *)e - offsetof(trace, timer));
-        decide(b, t, (rt_tbuf_cause)t->cause, now_ns);
+        if (b->o.defer != NULL && b->o.defer(b->o.defer_arg, t->sum.trace_id)) {
+            rt_twheel_add(&b->wheel, &t->timer, now_ns + RT_TBUF_DEFER_NS);
+        } else {
+            decide(b, t, (rt_tbuf_cause)t->cause, now_ns);
+        }
         e = next;
     }
     sync_gauges(b);
@@ -1797,19 +1801,26 @@ void rt_tbuf_each_trace(const rt_tbuf *b, void (*fn)(void *arg, const uint8_t tr
     }
 }
 
+/* Ring position of the k-th newest entry of `c` (k < c->n). */
+static size_t newest(const rt_dcache *c, size_t k)
+{
+    return (c->head + c->capacity - 1 - k) % c->capacity;
+}
+
 size_t rt_tbuf_each_decision(const rt_tbuf *b, size_t cursor, size_t max, rt_tbuf_decided_fn fn,
                              void *arg)
 {
     size_t ns = b->sampled.n, nn = b->not_sampled.n;
     for (size_t done = 0; done < max; done++, cursor++) {
         if (cursor < ns) {
-            const rt_dcache_ent *e = rt_dcache_at(&b->sampled, cursor);
+            const rt_dcache_ent *e = rt_dcache_at(&b->sampled, newest(&b->sampled, cursor));
             uint32_t nid;
             double count;
             unpack_sampled(e->val, &nid, &count);
             fn(arg, e->key, RT_DECISION_SAMPLED, nid < b->n_names ? b->names[nid] : "", count);
         } else if (cursor - ns < nn) {
-            const rt_dcache_ent *e = rt_dcache_at(&b->not_sampled, cursor - ns);
+            const rt_dcache_ent *e =
+                rt_dcache_at(&b->not_sampled, newest(&b->not_sampled, cursor - ns));
             fn(arg, e->key, RT_DECISION_NOT_SAMPLED, "", 0.0);
         } else {
             return SIZE_MAX;

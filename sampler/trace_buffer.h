@@ -115,6 +115,7 @@ typedef enum rt_tbuf_cause {
 } rt_tbuf_cause;
 
 #define RT_TBUF_SAMPLER_ID_ATTR "ringtail.sampler.id"
+#define RT_TBUF_DEFER_NS        (50ull * 1000 * 1000) /* see rt_tbuf_opts.defer */
 
 /* A decision made here: `policy` names the policy that kept the trace ("" unless sampled),
  * `count` its adjusted count (RT_ADJ_UNKNOWN when unknown; 0 unless sampled). */
@@ -143,6 +144,12 @@ typedef struct rt_tbuf_opts {
                                       * only held by the reservoir, not rt_tbuf_apply_decision),
                                       * called after its spans were emitted or discarded */
     void *decided_arg;
+    /* Optional: a pending trace is due by its timer. Return true to have its decision put off
+     * by RT_TBUF_DEFER_NS, because the caller is about to take it away (rt_tbuf_extract: it
+     * moves to the sampler that owns it now, which decides it on arrival). The hook must stop
+     * returning true for a trace it cannot take. */
+    bool (*defer)(void *arg, const uint8_t trace_id[16]);
+    void *defer_arg;
 } rt_tbuf_opts;
 
 /* A kept trace, or a late span of a kept trace: `req` holds a complete
@@ -235,8 +242,9 @@ void rt_tbuf_each_trace(const rt_tbuf *b, void (*fn)(void *arg, const uint8_t tr
 
 /* Read the decision caches from position `cursor` (0 to start): calls fn for up to `max`
  * entries (sampled ones with their policy name and adjusted count, then not-sampled ones with
- * policy "" and count 0). Returns the cursor to continue from, or SIZE_MAX once every entry was
- * read. Entries put or pushed out between calls may be seen once, twice or not at all. */
+ * policy "" and count 0), newest first in each: the traces decided last are the likeliest to
+ * see late spans. Returns the cursor to continue from, or SIZE_MAX once every entry was read.
+ * Entries put or pushed out between calls may be seen once, twice or not at all. */
 size_t rt_tbuf_each_decision(const rt_tbuf *b, size_t cursor, size_t max, rt_tbuf_decided_fn fn,
                              void *arg);
 

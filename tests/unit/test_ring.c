@@ -215,6 +215,41 @@ static void test_down_node_moves_only_its_keys_and_they_return(void **state)
     rt_ring_free(r);
 }
 
+/* A clone answers like its original, keeps its own up/down flags, and outlives it (they share
+ * the table, which the last one frees). */
+static void test_clone_shares_the_table_and_has_its_own_flags(void **state)
+{
+    rt_ring *r = make_ring(5, NULL, SIZE_MAX);
+    rt_ring_set_up(r, 1, false);
+    rt_ring *c = rt_ring_clone(r);
+    assert_int_equal(rt_ring_size(c), 5);
+    assert_string_equal(rt_ring_node_id(c, 2), rt_ring_node_id(r, 2));
+    assert_int_equal(rt_ring_content_hash(c), rt_ring_content_hash(r));
+    assert_false(rt_ring_is_up(c, 1)); /* flags are copied */
+    for (size_t i = 0; i < 10000; i++) {
+        assert_int_equal(rt_ring_lookup_key(c, keys[i]), rt_ring_lookup_key(r, keys[i]));
+    }
+    rt_ring_set_up(c, 1, true);
+    rt_ring_set_up(c, 4, false);
+    assert_false(rt_ring_is_up(r, 1)); /* ... and then its own */
+    assert_true(rt_ring_is_up(r, 4));
+    size_t differ = 0;
+    for (size_t i = 0; i < 10000; i++) {
+        int a = rt_ring_lookup_key(r, keys[i]), b = rt_ring_lookup_key(c, keys[i]);
+        assert_int_not_equal(a, 1);
+        assert_int_not_equal(b, 4);
+        differ += a != b;
+        assert_int_equal(rt_ring_home_key(c, keys[i]), rt_ring_home_key(r, keys[i]));
+    }
+    assert_true(differ > 0);
+    rt_ring_free(r); /* the clone keeps the table alive */
+    rt_ring_set_up(c, 4, true);
+    for (size_t i = 0; i < 10000; i++) {
+        assert_int_equal(rt_ring_lookup_key(c, keys[i]), rt_ring_home_key(c, keys[i]));
+    }
+    rt_ring_free(c);
+}
+
 static void test_bad_node_lists_are_rejected_with_a_reason(void **state)
 {
     char err[128];
@@ -237,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_adding_or_removing_one_node_moves_at_most_1_1x_the_ideal),
         cmocka_unit_test(test_same_nodes_in_any_order_give_the_same_owners),
         cmocka_unit_test(test_down_node_moves_only_its_keys_and_they_return),
+        cmocka_unit_test(test_clone_shares_the_table_and_has_its_own_flags),
         cmocka_unit_test(test_bad_node_lists_are_rejected_with_a_reason),
     };
     return cmocka_run_group_tests(tests, setup_keys, teardown_keys);

@@ -1305,6 +1305,339 @@ static void test_adjusted_count_and_tracestate_on_kept_spans(void **state)
     fx_free(f);
 }
 
+/* ---- moving traces and decisions between buffers (hand-off) -------------------------------- */
+
+/* The spans of a request, each as (trace number, span bytes), in order: for comparing what was
+ * extracted with what went in. */
+static size_t span_bytes(const uint8_t *req, size_t len, rt_buf *out)
+{
+    rt_otlp_scan it;
+    rt_otlp_span_view v;
+    size_t n = 0;
+    rt_otlp_scan_init(&it, req, len);
+    while (rt_otlp_scan_next(&it, &v) == 1) {
+        rt_buf_append(out, v.span.p, v.span.len);
+        n++;
+    }
+    return n;
+}
+
+/* A trace taken out of one buffer and put into another is decided there when it would have been
+ * here (decision_wait from its first span), with every span as it arrived, under its resource
+ * and scope; the first buffer forgets it without a decision or a discard. */
+static void test_extracted_trace_is_decided_elsewhere_on_its_original_time(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    fx *a = fx_new(&o, POLICIES_ERRORS_OR_TAGGED);
+    fx *b = fx_new(&o, POLICIES_ERRORS_OR_TAGGED);
+    sp s[] = {{.trace = 1, .span = 1, .keep = "yes"},
+              {.trace = 1, .span = 2, .parent = 1, .res = 1, .scope = 1},
+              {.trace = 1, .span = 3, .parent = 1, .pad = 3000}};
+    size_t in_len;
+    uint8_t *in = build(s, 3, &in_len);
+    assert_int_equal(rt_tbuf_ingest(a->b, in, in_len, T0), 3);
+    uint8_t id[16];
+    trace_id_for(1, id);
+    assert_true(rt_tbuf_knows(a->b, id));
+    rt_buf moved = RT_BUF_INIT;
+    rt_tbuf_trace_state st;
+    assert_int_equal(rt_tbuf_extract(a->b, id, &moved, &st), 3);
+    assert_memory_equal(st.trace_id, id, 16);
+    assert_int_equal(st.first_ns, T0);
+    assert_true(st.root_seen);
+    assert_false(st.held);
+    assert_false(rt_tbuf_knows(a->b, id)); /* forgotten: no decision cached */
+    assert_int_equal(rt_tbuf_extract(a->b, id, &moved, &st), 0);
+    assert_int_equal(pending(a), 0);
+    tick(a, T0 + 20 * SEC);
+    assert_int_equal(a->n_out, 0);
+    assert_int_equal(all_discarded(a), 0);
+    rt_tbuf_stats sa;
+    rt_tbuf_stats_get(a->b, &sa);
+    assert_int_equal(sa.buffered_spans, 0);
+    assert_int_equal(sa.buffered_bytes, 0);
+    /* The same spans, byte for byte, as one valid request. */
+    rt_buf want = RT_BUF_INIT, got = RT_BUF_INIT;
+    assert_int_equal(span_bytes(in, in_len, &want), 3);
+    assert_int_equal(span_bytes(moved.data, moved.len, &got), 3);
+    size_t dummy;
+    assert_int_equal(rt_otlp_validate(moved.data, moved.len, &dummy, NULL, 0), 0);
+    /* (extract orders by resource and scope: spans 1 and 3 share the first pair) */
+    assert_int_equal(want.len, got.len);
+    /* Arrives at the other buffer 3 s later. */
+    b->now = T0 + 3 * SEC;
+    assert_int_equal(rt_tbuf_ingest(b->b, moved.data, moved.len, b->now), 3);
+    rt_tbuf_adopt(b->b, &st, b->now);
+    tick(b, T0 + 10 * SEC - 20 * MS);
+    assert_int_equal(b->n_out, 0);
+    tick(b, T0 + 10 * SEC + 20 * MS); /* decision_wait from T0, not from its arrival here */
+    assert_int_equal(b->n_out, 1);
+    size_t n;
+    assert_int_equal(check_emitted(b, 0, "tagged", &n), 1);
+    assert_int_equal(n, 3);
+    Req *r = rt_gen_unpack(b->out[0].req, b->out[0].len);
+    assert_int_equal(r->n_resource_spans, 2);
+    rt_gen_unpack_free(r);
+    rt_buf_free(&moved);
+    rt_buf_free(&want);
+    rt_buf_free(&got);
+    free(in);
+    fx_free(a);
+    fx_free(b);
+}
+
+/* A moved trace joins the part of it the receiver already has (no duplicates), the earlier first
+ * arrival and root arrival win, and a held trace is decided at the receiver's next tick. */
+static void test_adopted_trace_merges_with_what_was_there(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.wait_after_root_ns = 2 * SEC;
+    fx *a = fx_new(&o, POLICIES_ALWAYS);
+    fx *b = fx_new(&o, POLICIES_ALWAYS);
+    sp old[] = {{.trace = 7, .span = 2, .parent = 1}, {.trace = 7, .span = 3, .parent = 1}};
+    ingest(a, old, 2);
+    /* The receiver got span 4 and a retry of span 3 from somewhere else in the meantime. */
+    b->now = T0 + 1 * SEC;
+    sp fresh[] = {{.trace = 7, .span = 4, .parent = 1}, {.trace = 7, .span = 3, .parent = 1}};
+    ingest(b, fresh, 2);
+    uint8_t id[16];
+    trace_id_for(7, id);
+    rt_buf moved = RT_BUF_INIT;
+    rt_tbuf_trace_state st;
+    assert_int_equal(rt_tbuf_extract(a->b, id, &moved, &st), 2);
+    assert_false(st.root_seen);
+    b->now = T0 + 2 * SEC;
+    assert_int_equal(rt_tbuf_ingest(b->b, moved.data, moved.len, b->now), 2);
+    rt_tbuf_adopt(b->b, &st, b->now);
+    assert_int_equal(ctr(b, "ringtail_sampler_duplicate_spans_total", NULL, NULL, NULL, NULL), 1);
+    rt_tbuf_stats sb;
+    rt_tbuf_stats_get(b->b, &sb);
+    assert_int_equal(sb.buffered_spans, 3);
+    tick(b, T0 + 10 * SEC + 20 * MS);
+    assert_int_equal(b->n_out, 1);
+    assert_int_equal(b->out[0].spans, 3);
+    /* A trace whose root already arrived elsewhere: its root wait counts from there. */
+    sp rooted[] = {{.trace = 8, .span = 1}};
+    a->now = T0 + 20 * SEC;
+    ingest(a, rooted, 1);
+    trace_id_for(8, id);
+    rt_buf_reset(&moved);
+    assert_int_equal(rt_tbuf_extract(a->b, id, &moved, &st), 1);
+    assert_true(st.root_seen);
+    assert_int_equal(st.root_ns, T0 + 20 * SEC);
+    b->now = T0 + 21 * SEC;
+    assert_int_equal(rt_tbuf_ingest(b->b, moved.data, moved.len, b->now), 1);
+    rt_tbuf_adopt(b->b, &st, b->now);
+    tick(b, T0 + 22 * SEC + 20 * MS); /* root + 2 s, not arrival + 2 s */
+    assert_int_equal(b->n_out, 2);
+    /* Held by the sender's reservoir: decided at the next tick, not decision_wait later. */
+    sp held[] = {{.trace = 9, .span = 1}};
+    b->now = T0 + 30 * SEC;
+    ingest(b, held, 1);
+    trace_id_for(9, id);
+    st = (rt_tbuf_trace_state){.first_ns = T0 + 30 * SEC, .held = true};
+    memcpy(st.trace_id, id, 16);
+    rt_tbuf_adopt(b->b, &st, b->now);
+    tick(b, T0 + 30 * SEC + 20 * MS);
+    assert_int_equal(b->n_out, 3);
+    rt_buf_free(&moved);
+    fx_free(a);
+    fx_free(b);
+}
+
+static const char *const POLICIES_ERRORS_THEN_RESERVOIR = "policies:\n"
+                                                          "  - name: errors\n"
+                                                          "    type: status_code\n"
+                                                          "    status_code: {status_codes: "
+                                                          "[ERROR]}\n"
+                                                          "  - name: baseline\n"
+                                                          "    type: reservoir\n"
+                                                          "    reservoir: {traces_per_window: "
+                                                          "10, window: 1m}\n";
+
+/* A trace held by the reservoir leaves it when it is taken out, and no longer counts as offered
+ * there: the adjusted count of what stays is seen / held over the traces that stayed. */
+static void test_extracting_a_held_trace_leaves_the_reservoir(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    fx *a = fx_new(&o, POLICIES_ERRORS_THEN_RESERVOIR);
+    for (uint32_t t = 1; t <= 4; t++) {
+        sp s[] = {{.trace = t, .span = 1}};
+        ingest(a, s, 1);
+    }
+    tick(a, T0 + 1 * SEC + 20 * MS);
+    rt_tbuf_stats st0;
+    rt_tbuf_stats_get(a->b, &st0);
+    assert_int_equal(st0.held_traces, 4);
+    uint8_t id[16];
+    trace_id_for(2, id);
+    assert_true(rt_tbuf_knows(a->b, id));
+    rt_buf moved = RT_BUF_INIT;
+    rt_tbuf_trace_state st;
+    assert_int_equal(rt_tbuf_extract(a->b, id, &moved, &st), 1);
+    assert_true(st.held);
+    rt_tbuf_stats_get(a->b, &st0);
+    assert_int_equal(st0.held_traces, 3);
+    /* The window ends: the three left are kept with count 3 / 3 = 1 (4 / 3 if the moved one
+     * still counted as offered here). */
+    tick(a, T0 + 61 * SEC);
+    assert_int_equal(a->n_out, 3);
+    for (size_t i = 0; i < 3; i++) {
+        Req *r = rt_gen_unpack(a->out[i].req, a->out[i].len);
+        double c = 0;
+        assert_true(attr_double(r->resource_spans[0]->scope_spans[0]->spans[0], &c));
+        assert_true(c == 1.0);
+        assert_int_not_equal(emitted_trace(a, i), 2);
+        rt_gen_unpack_free(r);
+    }
+    rt_buf_free(&moved);
+    fx_free(a);
+}
+
+typedef struct seen_decision {
+    uint32_t trace;
+    rt_decision d;
+    char policy[32];
+    double count;
+} seen_decision;
+
+typedef struct decision_log {
+    seen_decision e[64];
+    size_t n;
+} decision_log;
+
+static void log_decision(void *arg, const uint8_t id[16], rt_decision d, const char *policy,
+                         double count)
+{
+    decision_log *l = arg;
+    assert_true(l->n < 64);
+    seen_decision *e = &l->e[l->n++];
+    e->trace = trace_num_of(id);
+    e->d = d;
+    snprintf(e->policy, sizeof e->policy, "%s", policy);
+    e->count = count;
+}
+
+/* Decisions made here reach the decided hook and the caches' reader; a decision made elsewhere
+ * is remembered (late spans follow it) and makes a pending trace here follow it at once, counted
+ * with cause peer, without calling the hook. */
+static void test_decisions_are_read_reported_and_applied(void **state)
+{
+    (void)state;
+    decision_log hooked = {0};
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    o.decided = log_decision;
+    o.decided_arg = &hooked;
+    fx *f = fx_new(&o, POLICIES_ERRORS_OR_TAGGED);
+    sp s[] = {{.trace = 1, .span = 1, .keep = "yes"},
+              {.trace = 2, .span = 1},
+              {.trace = 3, .span = 1, .status = 2}};
+    ingest(f, s, 3);
+    tick(f, T0 + 1 * SEC + 20 * MS);
+    assert_int_equal(hooked.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        seen_decision *e = &hooked.e[i];
+        if (e->trace == 2) {
+            assert_int_equal(e->d, RT_DECISION_NOT_SAMPLED);
+            assert_string_equal(e->policy, "");
+        } else {
+            assert_int_equal(e->d, RT_DECISION_SAMPLED);
+            assert_string_equal(e->policy, e->trace == 1 ? "tagged" : "errors");
+            assert_true(e->count == 1.0);
+        }
+    }
+    /* Read back, a few entries per call, every entry exactly once. */
+    decision_log walked = {0};
+    size_t cursor = 0, calls = 0;
+    while (cursor != SIZE_MAX) {
+        cursor = rt_tbuf_each_decision(f->b, cursor, 2, log_decision, &walked);
+        calls++;
+    }
+    assert_int_equal(walked.n, 3);
+    assert_int_equal(calls, 2);
+    /* Sampled ones first, the last decided first. */
+    uint32_t last_sampled = hooked.e[2].d == RT_DECISION_SAMPLED   ? hooked.e[2].trace
+                            : hooked.e[1].d == RT_DECISION_SAMPLED ? hooked.e[1].trace
+                                                                   : hooked.e[0].trace;
+    assert_int_equal(walked.e[0].trace, last_sampled);
+    assert_int_equal(walked.e[2].d, RT_DECISION_NOT_SAMPLED);
+    unsigned mask = 0;
+    for (size_t i = 0; i < walked.n; i++) {
+        mask |= 1u << walked.e[i].trace;
+        if (walked.e[i].trace == 3) {
+            assert_string_equal(walked.e[i].policy, "errors");
+        }
+    }
+    assert_int_equal(mask, 0xe);
+    /* Decisions made elsewhere: trace 10 pending here follows SAMPLED at once, trace 11 NOT
+     * SAMPLED; trace 12 (unknown here) is remembered for its late spans. */
+    f->now = T0 + 5 * SEC;
+    sp p[] = {{.trace = 10, .span = 1},
+              {.trace = 10, .span = 2, .parent = 1},
+              {.trace = 11, .span = 1, .status = 2}};
+    ingest(f, p, 3);
+    uint8_t id[16];
+    trace_id_for(10, id);
+    rt_tbuf_apply_decision(f->b, id, RT_DECISION_SAMPLED, "debug-tenants", 13, 2.0, f->now);
+    trace_id_for(11, id);
+    rt_tbuf_apply_decision(f->b, id, RT_DECISION_NOT_SAMPLED, "", 0, 0, f->now);
+    trace_id_for(12, id);
+    rt_tbuf_apply_decision(f->b, id, RT_DECISION_SAMPLED, "slow-turns", 10, 1.0, f->now);
+    assert_true(rt_tbuf_knows(f->b, id));
+    assert_int_equal(hooked.n, 3); /* not reported again */
+    assert_int_equal(pending(f), 0);
+    assert_int_equal(f->n_out, 3);
+    size_t n;
+    assert_int_equal(check_emitted(f, 2, "debug-tenants", &n), 10);
+    assert_int_equal(n, 2);
+    assert_int_equal(decisions(f, "sampled", "peer"), 1);
+    assert_int_equal(decisions(f, "not_sampled", "peer"), 1);
+    assert_int_equal(discarded(f, "not_sampled"), 2); /* trace 2 here, trace 11 by the peer */
+    sp late[] = {{.trace = 12, .span = 5, .parent = 1}, {.trace = 11, .span = 2, .parent = 1}};
+    ingest(f, late, 2);
+    assert_int_equal(f->n_out, 4);
+    assert_int_equal(check_emitted(f, 3, "slow-turns", &n), 12);
+    assert_int_equal(discarded(f, "late_not_sampled"), 1);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+static int defer_calls;
+static bool defer_first_time(void *arg, const uint8_t id[16])
+{
+    (void)arg;
+    (void)id;
+    return defer_calls++ == 0;
+}
+
+/* The defer hook puts a due trace off by RT_TBUF_DEFER_NS; when it says no, it is decided. */
+static void test_defer_hook_puts_a_due_decision_off(void **state)
+{
+    (void)state;
+    defer_calls = 0;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    o.defer = defer_first_time;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    sp s[] = {{.trace = 1, .span = 1}};
+    ingest(f, s, 1);
+    tick(f, T0 + 1 * SEC + 20 * MS);
+    assert_int_equal(defer_calls, 1);
+    assert_int_equal(f->n_out, 0);
+    assert_int_equal(pending(f), 1);
+    tick(f, T0 + 1 * SEC + 20 * MS + RT_TBUF_DEFER_NS - 20 * MS);
+    assert_int_equal(f->n_out, 0);
+    tick(f, T0 + 1 * SEC + 40 * MS + RT_TBUF_DEFER_NS);
+    assert_int_equal(defer_calls, 2);
+    assert_int_equal(f->n_out, 1);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1325,6 +1658,11 @@ int main(void)
         cmocka_unit_test(test_memory_per_buffered_span_within_target),
         cmocka_unit_test(test_gauges_follow_state_and_shard_is_stable),
         cmocka_unit_test(test_adjusted_count_and_tracestate_on_kept_spans),
+        cmocka_unit_test(test_extracted_trace_is_decided_elsewhere_on_its_original_time),
+        cmocka_unit_test(test_adopted_trace_merges_with_what_was_there),
+        cmocka_unit_test(test_extracting_a_held_trace_leaves_the_reservoir),
+        cmocka_unit_test(test_decisions_are_read_reported_and_applied),
+        cmocka_unit_test(test_defer_hook_puts_a_due_decision_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* peer_msg.h - the envelope samplers put on what they send each other.
+/* peer_msg.h - the envelope ringtail puts on what its processes send each other.
  *
  * Peer traffic is ordinary OTLP: an ExportTraceServiceRequest with the spans it moves (if any),
  * sent over the node's OTLP endpoint, plus one top-level field the OTLP schema does not have,
@@ -13,7 +13,9 @@
  *   HANDOFF   whole pending traces moved to their new owner: the spans, and per trace the
  *             state its decision needs (first arrival, root arrival, reservoir hold) as ages,
  *             since two processes' monotonic clocks are not comparable;
- *   ANNOUNCE  the sender joins the ring (UP) or is leaving it (LEAVING); no spans.
+ *   ANNOUNCE  the sender joins the ring (UP) or is leaving it (LEAVING); no spans;
+ *   ROUTED    spans a router sends a sampler: their owner by the router's ring (the sampler may
+ *             still forward them), with the router's deadline and nothing else.
  * Any kind may carry decisions the sender made for traces the receiver now owns, so late spans
  * follow the first decision wherever they land.
  *
@@ -27,7 +29,6 @@
 
 #include "buf.h"
 #include "pb.h"
-#include "policy.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,6 +42,8 @@ typedef enum rt_peer_kind {
     RT_PEER_FORWARD = 1,
     RT_PEER_HANDOFF = 2,
     RT_PEER_ANNOUNCE = 3,
+    RT_PEER_ROUTED = 4, /* spans from a router: only the deadline, so a sampler that gets them
+                         * after the router stopped waiting refuses them */
 } rt_peer_kind;
 
 typedef enum rt_peer_announce {
@@ -61,9 +64,9 @@ typedef struct rt_peer_trace {
 
 typedef struct rt_peer_decision {
     uint8_t trace_id[16];
-    rt_decision decision; /* SAMPLED or NOT_SAMPLED */
-    rt_pb_slice policy;   /* SAMPLED: the policy that kept it (into the envelope's bytes) */
-    double count;         /* SAMPLED: adjusted count; 0 = unknown */
+    bool sampled;       /* else not sampled */
+    rt_pb_slice policy; /* SAMPLED: the policy that kept it (into the envelope's bytes) */
+    double count;       /* SAMPLED: adjusted count; 0 = unknown */
 } rt_peer_decision;
 
 /* ---- writing ------------------------------------------------------------------------------ */
@@ -84,9 +87,10 @@ void rt_peer_env_announce(rt_peer_env_writer *w, rt_peer_announce a);
  * sent: the receiver refuses the request after it (see rt_peer_env_late). */
 void rt_peer_env_deadline(rt_peer_env_writer *w, uint64_t unix_ns);
 void rt_peer_env_trace(rt_peer_env_writer *w, const rt_peer_trace *t);
-/* A decision (DROPPED travels as NOT_SAMPLED: the receiver only needs to discard late spans). A
- * policy name longer than RT_PEER_POLICY_MAX is cut there. */
-void rt_peer_env_decision(rt_peer_env_writer *w, const uint8_t trace_id[16], rt_decision d,
+/* A decision: sampled (by `policy`, with adjusted count `count`), or not (dropped travels as not
+ * sampled: the receiver only needs to discard late spans). A policy name longer than
+ * RT_PEER_POLICY_MAX is cut there. */
+void rt_peer_env_decision(rt_peer_env_writer *w, const uint8_t trace_id[16], bool sampled,
                           const char *policy, double count);
 /* Bytes the envelope would add to a request now (field tag and length included). */
 size_t rt_peer_env_size(const rt_peer_env_writer *w);
@@ -124,6 +128,20 @@ static inline uint64_t rt_peer_env_late(const rt_peer_env *env, uint64_t now_uni
     return env->deadline_unix_ns != 0 && now_unix_ns > env->deadline_unix_ns
                ? now_unix_ns - env->deadline_unix_ns
                : 0;
+}
+
+/* The deadline to write on a request its sender waits `timeout_ns` for, sent at wall clock
+ * `now_unix_ns`: a margin (a fifth of the timeout, at most 200 ms) before the sender gives up,
+ * so an answer the receiver sends just before the deadline still reaches the sender in time.
+ * Without the margin a request processed at its last moment would be kept by both. */
+static inline uint64_t rt_peer_deadline_margin(uint64_t timeout_ns)
+{
+    uint64_t m = timeout_ns / 5;
+    return m < 200000000ull ? m : 200000000ull;
+}
+static inline uint64_t rt_peer_deadline(uint64_t now_unix_ns, uint64_t timeout_ns)
+{
+    return now_unix_ns + timeout_ns - rt_peer_deadline_margin(timeout_ns);
 }
 
 /* Iterate a read envelope's traces / decisions from *pos (0 to start). Return 1 with *out

@@ -1,4 +1,4 @@
-/* peer_msg.c - the PeerEnvelope on sampler-to-sampler requests (see peer_msg.h and
+/* peer_msg.c - the PeerEnvelope on requests between ringtail processes (see peer_msg.h and
  * proto/ringtail/peer/v1/peer.proto for the field numbers). */
 #include "peer_msg.h"
 
@@ -88,11 +88,11 @@ void rt_peer_env_trace(rt_peer_env_writer *w, const rt_peer_trace *t)
     w->traces++;
 }
 
-void rt_peer_env_decision(rt_peer_env_writer *w, const uint8_t trace_id[16], rt_decision d,
+void rt_peer_env_decision(rt_peer_env_writer *w, const uint8_t trace_id[16], bool sampled,
                           const char *policy, double count)
 {
     w->decisions++;
-    if (d != RT_DECISION_SAMPLED) {
+    if (!sampled) {
         rt_buf_append(&w->not_sampled, trace_id, 16);
         return;
     }
@@ -198,7 +198,7 @@ static int read_trace(rt_pb_slice m, rt_peer_trace *out, const char **why)
 static int read_decision(rt_pb_slice m, rt_peer_decision *out, const char **why)
 {
     memset(out, 0, sizeof *out);
-    out->decision = RT_DECISION_SAMPLED;
+    out->sampled = true;
     out->policy = (rt_pb_slice){(const uint8_t *)"", 0};
     bool have_id = false;
     size_t pos = 0;
@@ -270,7 +270,7 @@ static int read_env(rt_pb_slice m, rt_peer_env *env, const char **why)
                 return -1;
             }
             if (f == F_KIND) {
-                if (v < RT_PEER_FORWARD || v > RT_PEER_ANNOUNCE) {
+                if (v < RT_PEER_FORWARD || v > RT_PEER_ROUTED) {
                     *why = "kind: unknown";
                     return -1;
                 }
@@ -434,7 +434,7 @@ int rt_peer_env_next_decision(const rt_peer_env *env, size_t *pos, rt_peer_decis
     }
     memset(out, 0, sizeof *out);
     memcpy(out->trace_id, env->not_sampled.p + i, 16);
-    out->decision = RT_DECISION_NOT_SAMPLED;
+    out->sampled = false;
     out->policy = (rt_pb_slice){(const uint8_t *)"", 0};
     *pos += 16;
     return 1;
