@@ -216,7 +216,7 @@ static void test_malformed_envelopes_are_refused_with_the_field(void **state)
     uint8_t short_id[] = {0x08, 0x02, 0x2a, 0x11, 0x0a, 0x0f, 0, 0, 0, 0, 0,
                           0,    0,    0,    0,    0,    0,    0, 0, 0, 0};
     read_bad(short_id, sizeof short_id, "TraceState.trace_id: not 16 bytes");
-    uint8_t odd_ids[20] = {0x08, 0x02, 0x3a, 0x11};
+    uint8_t odd_ids[4 + 17] = {0x08, 0x02, 0x3a, 0x11};
     read_bad(odd_ids, 4 + 17, "not_sampled_ids");
     uint8_t truncated[] = {0x08, 0x02, 0x32, 0x40, 0x0a};
     read_bad(truncated, sizeof truncated, "decisions: truncated");
