@@ -12,6 +12,9 @@
 #                    (load generator and sink), the ceiling of the machine's harness
 #   spike-memory.png the (last) spike run: router input rate, each sampler's bytes_buffered and
 #                    traces_pending over time (metrics.csv, sampled every 0.5 s)
+#   rolling-handoff.png the (last) rolling run of bench/membership.sh: spans each sampler
+#                    takes in, hand-off bytes each sends, client p99, with the restarts marked
+#                    (timeline.csv, latency.csv, events.csv)
 # Charts go to --out (default bench/charts/, committed and linked from bench/RESULTS.md); the
 # tables gnuplot read stay beside them in DIR/data/. A chart with no run to draw is skipped.
 # Needs gnuplot (scripts/setup.sh installs gnuplot-nox) and jq.
@@ -30,7 +33,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ ${#runs[@]} -eq 0 ]; then
-  for d in build/bench/*/; do [ -f "$d/run.json" ] && runs+=("${d%/}"); done
+  for d in build/bench/*/; do
+    { [ -f "$d/run.json" ] || [ -f "$d/figures.json" ]; } && runs+=("${d%/}")
+  done
 fi
 [ ${#runs[@]} -gt 0 ] || { echo "charts.sh: no run directories (run bench/driver.sh first)" >&2; exit 2; }
 command -v gnuplot > /dev/null || { echo "charts.sh: gnuplot missing (scripts/setup.sh)" >&2; exit 2; }
@@ -41,7 +46,12 @@ mkdir -p "$data"
 policy_runs=()
 thr_runs=()
 spike_run=""
+rolling_run=""
 for d in "${runs[@]}"; do
+  if [ -f "$d/figures.json" ]; then # bench/membership.sh
+    [ "$(jq -r .scenario "$d/figures.json")" != rolling ] || rolling_run=$d
+    continue
+  fi
   [ -f "$d/run.json" ] || { echo "charts.sh: $d: no run.json (not a driver run)" >&2; exit 2; }
   sc=$(jq -r .scenario "$d/run.json")
   case "$sc" in
@@ -141,6 +151,33 @@ if [ -n "$spike_run" ]; then
     "$spike_run/run.json")
   gp charts-memory.gp "$out/spike-memory.png" datadir="$data" samplers="${samplers% }" \
     charttitle="$title"
+fi
+
+# --- rolling-handoff.png: a rolling restart over time --------------------------------------
+if [ -n "$rolling_run" ]; then
+  tl="$rolling_run/timeline.csv"
+  [ -s "$tl" ] || { echo "charts.sh: $tl missing or empty" >&2; exit 2; }
+  # Per sampler: spans/s taken in and hand-off KiB/s sent between two samples of the same
+  # process (a restart starts its counters again: that pair is skipped).
+  rm -f "$data"/membership-*.tsv
+  awk -F, -v dir="$data" 'NR > 1 {
+      k = $2; if ((k in pid) && pid[k] == $3 && $1 > t[k]) {
+        dt = $1 - t[k]
+        printf "%s\t%.0f\t%.1f\n", $1, ($4 - sr[k]) / dt, ($6 - hb[k]) / dt / 1024 > (dir "/membership-" k ".tsv") }
+      pid[k] = $3; t[k] = $1; sr[k] = $4; hb[k] = $6 }' "$tl"
+  awk -F, 'NR > 1 { b = int($1 * 2) / 2; print b "\t" $2 }' "$rolling_run/latency.csv" | sort -n -k1,1 -k2,2 |
+    awk -F'\t' '{ if ($1 != cur) { if (n) out(); cur = $1; n = 0 } v[++n] = $2 }
+      function out() { printf "%s\t%s\n", cur + 0.25, v[int((n - 1) * 0.99) + 1] }
+      END { if (n) out() }' > "$data/membership-p99.tsv"
+  awk -F, 'NR > 1 && $2 ~ /SIGTERM|starting|lists|drops|SIGKILL/ {
+      printf "set arrow from %s, graph 0 to %s, graph 1 nohead dt 2 lc rgb \"#999999\"\n", $1, $1 }' \
+    "$rolling_run/events.csv" > "$data/membership-arrows.gp"
+  samplers=$(awk -F, 'NR > 1 { print $2 }' "$tl" | sort -u | tr '\n' ' ')
+  title=$(jq -r '"rolling restart: \(.turns) turns at \(.rate) turns/s, decision_wait " +
+    "\(.decision_wait); dashed: SIGTERM / restart of each sampler"' "$rolling_run/figures.json")
+  xmax=$(awk -F, 'NR > 1 && $1 > m { m = $1 } END { printf "%d", m + 1 }' "$tl")
+  gp charts-membership.gp "$out/rolling-handoff.png" datadir="$data" samplers="${samplers% }" \
+    charttitle="$title" xmax="$xmax"
 fi
 
 [ ${#drawn[@]} -gt 0 ] || { echo "charts.sh: nothing to draw from ${runs[*]}" >&2; exit 2; }

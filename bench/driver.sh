@@ -9,7 +9,7 @@
 #   sampler   loadgen -> one ringtail-sampler -> sink
 #   router    loadgen -> ringtail-router -> 3 sinks standing in for samplers
 #   tier      loadgen -> ringtail-router -> 3 ringtail-samplers -> sink
-#   scale-out, scale-in, rolling, kill, stale, slow-owner, steady
+#   scale-out, scale-in, rolling, kill, stale, slow-owner, dead-owner, steady
 #             the tier while its membership changes, under real-time load: run by
 #             bench/membership.sh (its header lists the scenarios and their options)
 #   spike     the tier under the spike profile (10x the base --rate in the middle third of the
@@ -45,7 +45,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${*: -1}" in
-scale-out | scale-in | rolling | kill | stale | slow-owner | steady) exec bash bench/membership.sh "$@" ;;
+scale-out | scale-in | rolling | kill | stale | slow-owner | dead-owner | steady) exec bash bench/membership.sh "$@" ;;
 esac
 cmdline="bench/driver.sh$(printf ' %q' "$@")"
 

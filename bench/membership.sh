@@ -19,6 +19,8 @@
 #               samplers one that also lists sampler-4: spans of sampler-4's keys take one hop
 #   slow-owner  scale-out to a sampler-4 that is stopped (SIGSTOP) as the ring file lists it, and
 #               continued 3 s later: hand-offs to it and forwards fail, and stay where they were
+#   dead-owner  scale-out to a sampler-4 that is not running: the ring file lists it, and it is
+#               started only 3 s later
 #
 # Options (defaults in brackets):
 #   --build DIR  [build]   --out DIR [build/bench/SCENARIO]   --turns N [2000]
@@ -35,9 +37,10 @@
 #   --results FILE  write the figures into FILE between <!-- membership:SCENARIO:begin/end -->
 #
 # Writes under --out: sink.json, loadgen.json, latency.csv (every request's acknowledgement
-# latency), timeline.csv (every 0.5 s: t_s,node,spans_received,handoff_traces_sent,
-# handoff_bytes_sent,spans_forwarded_sent,cpu_s), metrics-<node>.<n>.txt (each sampler's /metrics
-# when it stopped; n counts its runs), figures.json (the summary below), each process's log.
+# latency), timeline.csv (every 0.5 s: t_s,node,pid,spans_received,handoff_traces_sent,
+# handoff_bytes_sent,spans_forwarded_sent,cpu_s), events.csv (t_s,event: what was done when),
+# metrics-<node>.<n>.txt (each sampler's /metrics at the end of its run n), figures.json (the
+# summary below), each process's log. bench/charts.sh draws the rolling restart from these.
 # Prints the sink's table and the figures: incomplete and fragmented kept traces, recall,
 # missing spans, duplicates, traces and bytes handed off, spans forwarded, hand-offs failed,
 # client p99 before the change and during it, sampler CPU per second before and during it.
@@ -80,8 +83,8 @@ while [ $# -gt 1 ]; do
   *) echo "membership.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-scenario=${1:?usage: bench/membership.sh [options] steady|scale-out|scale-in|rolling|kill|stale|slow-owner}
-case "$scenario" in steady | scale-out | scale-in | rolling | kill | stale | slow-owner) ;; *)
+scenario=${1:?usage: bench/membership.sh [options] steady|scale-out|scale-in|rolling|kill|stale|slow-owner|dead-owner}
+case "$scenario" in steady | scale-out | scale-in | rolling | kill | stale | slow-owner | dead-owner) ;; *)
   echo "membership.sh: unknown scenario $scenario" >&2; exit 2 ;;
 esac
 [ -f "$policies" ] || { echo "membership.sh: --policies $policies: no such file" >&2; exit 2; }
@@ -95,6 +98,7 @@ done
 . bench/tier-lib.sh
 
 declare -A spid runs # sampler pid and number of runs, by index
+bad_exit=0
 router_pid=""
 sink_pid=""
 lg_pid=""
@@ -110,7 +114,12 @@ cleanup() {
 trap cleanup EXIT
 
 now_s() { awk -v t="$(date +%s%N)" -v z="$t0" 'BEGIN { printf "%.3f", (t - z) / 1e9 }'; }
-log() { echo "membership: [$(now_s)s] $*"; }
+log() { # the line, and an event for the charts (events.csv: t_s,event)
+  local t
+  t=$(now_s)
+  echo "membership: [${t}s] $*"
+  echo "$t,$*" >> "$out/events.csv"
+}
 
 ip_of() { echo "127.0.0.$(($1 + 1))"; }
 admin_of() { echo "http://$(ip_of "$1"):$((base + 2))"; }
@@ -150,10 +159,22 @@ scrape() {
     rm -f "$out/metrics-sampler-$1.${runs[$1]}.txt"
 }
 
-stop_sampler() { # stop_sampler I: SIGTERM, wait for the exit (its drain)
-  scrape "$1"
+stop_sampler() { # stop_sampler I [final]: SIGTERM, wait for the exit (its drain)
+  [ -n "${2:-}" ] || scrape "$1"
   kill -TERM "${spid[$1]}"
-  wait "${spid[$1]}" || true
+  # Its admin port serves until the end of the drain: the last reading counts what it handed
+  # over while draining - except when the tier is stopped at the end of the run (final),
+  # which is not part of the scenario.
+  local f="$out/metrics-sampler-$1.${runs[$1]}.txt"
+  while [ -z "${2:-}" ] && kill -0 "${spid[$1]}" 2>/dev/null; do
+    curl -sf --max-time 0.5 "$(admin_of "$1")/metrics" > "$f.new" 2>/dev/null && mv "$f.new" "$f"
+    sleep 0.1
+  done
+  rm -f "$f.new"
+  local rc=0
+  wait "${spid[$1]}" || rc=$?
+  # A drain that does not end cleanly (or a sanitizer's report at exit) is a failure.
+  [ "$rc" = 0 ] || { echo "FAIL: sampler-$1 exited with status $rc after SIGTERM" >&2; bad_exit=1; }
   unset "spid[$1]"
   rm -f "$out/sampler-$1.pid"
 }
@@ -219,6 +240,8 @@ poll() {
 }
 
 # ---- the run ----------------------------------------------------------------------------------
+echo "t_s,event" > "$out/events.csv"
+t0=$(date +%s%N) # (reset when the load starts)
 start_sink --missing "$out/missing.txt"
 initial=3
 [ "$scenario" = scale-in ] && initial=4
@@ -258,10 +281,9 @@ scale-out)
     { echo "FAIL: scale-out: ringtail_sampler_ring_state{state=\"waiting\"} is not 1" >&2; status=1; }
   log "ring file lists sampler-4"
   write_ring "$out/ring.yaml" 4
-  for _ in $(seq 1 60); do
-    state=$(curl -sf "$(admin_of 4)/ring" | jq -r .self.state)
-    [ "$state" = member ] && break
-    sleep 0.05
+  for _ in $(seq 1 30); do # (curl and grep only: the change is what is being measured)
+    curl -sf "$(admin_of 4)/ring" | grep -q '"state":"member"' && { state=member; break; }
+    sleep 0.1
   done
   [ "$state" = member ] || { echo "FAIL: scale-out: sampler-4 did not join (\"$state\")" >&2; status=1; }
   log "sampler-4 joined"
@@ -306,6 +328,14 @@ slow-owner)
   kill -CONT "${spid[4]}"
   log "sampler-4 continued"
   ;;
+dead-owner)
+  log "ring file lists sampler-4, which is not running"
+  write_ring "$out/ring.yaml" 4
+  sleep 3
+  log "starting sampler-4"
+  start_sampler 4
+  wait_ready 4
+  ;;
 steady | stale) ;;
 esac
 change_end=$(now_s)
@@ -321,13 +351,14 @@ sleep "$(awk -v d="$dw_s" 'BEGIN { print d + 2 }')"
 kill -TERM "$poll_pid" 2>/dev/null || true
 wait "$poll_pid" 2>/dev/null || true
 poll_pid=""
-cpu_total=0
+# Every sampler's counters first, then the stops: the hand-offs of the tier's own shutdown are
+# not the scenario's.
+for i in "${!spid[@]}"; do scrape "$i"; done
 for i in "${!spid[@]}"; do
-  cpu_total=$(awk -v a="$cpu_total" -v b="$(cpu_of "${spid[$i]}")" 'BEGIN { print a + b }')
-  stop_sampler "$i"
+  stop_sampler "$i" final
 done
 kill -TERM "$router_pid"
-wait "$router_pid" || true
+wait "$router_pid" || { echo "FAIL: the router exited with status $? after SIGTERM" >&2; bad_exit=1; }
 router_pid=""
 kill -TERM "$sink_pid"
 set +e
@@ -366,10 +397,10 @@ jq -n --arg scenario "$scenario" --arg command "$cmdline" \
   --argjson p99_steady "$p99_steady" --argjson p99_during "$p99_during" \
   --argjson cpu_steady "$cpu_steady" --argjson cpu_during "$cpu_during" \
   --argjson held_at_kill "$held" \
-  --argjson handed_traces "$(metric_all ringtail_sampler_handoff_traces_total 'direction="sent"')" \
-  --argjson handed_spans "$(metric_all ringtail_sampler_handoff_spans_total 'direction="sent"')" \
-  --argjson handed_bytes "$(metric_all ringtail_sampler_handoff_bytes_total 'direction="sent"')" \
-  --argjson handed_decisions "$(metric_all ringtail_sampler_handoff_decisions_total 'direction="sent"')" \
+  --argjson handed_traces "$(metric_all ringtail_sampler_handoff_traces_total 'direction="received"')" \
+  --argjson handed_spans "$(metric_all ringtail_sampler_handoff_spans_total 'direction="received"')" \
+  --argjson handed_bytes "$(metric_all ringtail_sampler_handoff_bytes_total 'direction="received"')" \
+  --argjson handed_decisions "$(metric_all ringtail_sampler_handoff_decisions_total 'direction="received"')" \
   --argjson handoff_failed "$(metric_all ringtail_sampler_handoff_failed_traces_total)" \
   --argjson forwarded "$(metric_all ringtail_sampler_spans_forwarded_total 'direction="sent"')" \
   --argjson forwarded_in "$(metric_all ringtail_sampler_spans_forwarded_total 'direction="received"')" \
@@ -402,6 +433,11 @@ jq -r '"figures: incomplete \(.incomplete), fragmented \(.fragmented), missing s
   "change; sampler CPU \(.sampler_cpu_per_s.steady) -> \(.sampler_cpu_per_s.during_change) s/s"' \
   "$out/figures.json"
 
+[ "$bad_exit" = 0 ] || status=1
+if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$out"/*.log > "$out/sanitizer.txt" 2>/dev/null; then
+  echo "FAIL: $scenario: sanitizer reports in $(tr '\n' ' ' < "$out/sanitizer.txt")" >&2
+  status=1
+fi
 [ "$sink_rc" = 0 ] || { echo "FAIL: $scenario: the sink's checks (--fail-if $fail_if)" >&2; status=1; }
 [ "$lg_rc" = 0 ] || { echo "FAIL: $scenario: the load generator saw spans refused" >&2; status=1; }
 if [ "$scenario" = kill ]; then

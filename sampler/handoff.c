@@ -427,8 +427,10 @@ void rt_handoff_set_view(rt_handoff *h, rt_peer_view *v, uint64_t now_ns)
     if (v) {
         rt_peer_view_ref(v);
     }
-    rt_dcache_free(&h->stay_local);
-    rt_dcache_init(&h->stay_local, STAY_LOCAL_MAX);
+    if (h->stay_local.n > 0) { /* a new view may take what the last one refused */
+        rt_dcache_free(&h->stay_local);
+        rt_dcache_init(&h->stay_local, STAY_LOCAL_MAX);
+    }
     queue_clear(h);
     if (v != NULL && rt_peer_view_has_peers(v)) {
         rt_tbuf_each_trace(h->o.tbuf, sweep_one, h);
@@ -452,8 +454,17 @@ void rt_handoff_tick(rt_handoff *h, uint64_t now_ns)
         h->last_ns = now_ns;
         return;
     }
-    double cap = 2.0 * (double)h->o.batch;
-    if (h->last_ns != 0 && now_ns > h->last_ns) {
+    /* The budget fills at `rate` while there is work, and holds at most two ticks' worth: a
+     * change starts the transfer at its rate, not with a burst saved up while idle (the
+     * receiver ingests what arrives on its loop, between its clients' requests). */
+    bool work = h->head < h->len || h->walk != SIZE_MAX;
+    double cap = (double)h->o.rate * 0.02;
+    if (cap < 16384) {
+        cap = 16384;
+    }
+    if (!work) {
+        h->budget = 0;
+    } else if (h->last_ns != 0 && now_ns > h->last_ns) {
         h->budget += (double)h->o.rate * (double)(now_ns - h->last_ns) / 1e9;
     }
     if (h->budget > cap) {

@@ -270,26 +270,11 @@ static void refuse_malformed(rt_otlp_call *call, const char *why)
     rt_otlp_call_respond(call, &res);
 }
 
-/* Every trace of `pb` stays here by view `v` (so a single shard can take the request whole). A
- * request that does not walk counts as local: the checked ingest then refuses it. */
-static bool all_local(const rt_peer_view *v, const uint8_t *pb, size_t len)
+/* rt_tbuf_ingest_if's question (arg: the view): does this trace stay here? (An id that is not 16
+ * bytes stays: no ring places it.) */
+static bool owned_here(void *arg, const uint8_t *trace_id, size_t len)
 {
-    rt_otlp_scan it;
-    rt_otlp_span_view sv;
-    rt_otlp_scan_init_ids(&it, pb, len);
-    uint8_t last[16];
-    bool have = false;
-    while (rt_otlp_scan_next(&it, &sv) == 1) {
-        if (sv.trace_id.len != 16 || (have && memcmp(last, sv.trace_id.p, 16) == 0)) {
-            continue;
-        }
-        memcpy(last, sv.trace_id.p, 16);
-        have = true;
-        if (!rt_peer_view_local(v, rt_ring_key(last, 16))) {
-            return false;
-        }
-    }
-    return true;
+    return len != 16 || rt_peer_view_local(arg, rt_ring_key(trace_id, 16));
 }
 
 /* The traces of a forwarded request `pb` that this sampler does not own, as 16-byte ids. */
@@ -410,8 +395,15 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
     bool may_route = !from_peer && v != NULL && rt_peer_view_has_peers(v);
     bool check_foreign = env.kind == RT_PEER_FORWARD && v != NULL && rt_peer_view_has_peers(v);
     bool has_env = from_peer;
-    if (s->n == 1 && (!may_route || all_local(v, pb, len))) {
-        long n = rt_tbuf_ingest_checked(me->tbuf, pb, len, now, why, sizeof why);
+    /* One worker: the buffer's own walk checks that every trace stays here (a router sent it
+     * to its owner), and takes the request whole; only when one does not is it split below. */
+    long n = RT_TBUF_DECLINED;
+    if (s->n == 1) {
+        n = may_route
+                ? rt_tbuf_ingest_if(me->tbuf, pb, len, now, owned_here, (void *)v, why, sizeof why)
+                : rt_tbuf_ingest_checked(me->tbuf, pb, len, now, why, sizeof why);
+    }
+    if (n != RT_TBUF_DECLINED) {
         if (n < 0) {
             refuse_malformed(call, why);
             return;
@@ -481,8 +473,8 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
             continue;
         }
         if ((int)i == me->index) {
-            long n = shard_ingest(me, lp->buf.data, lp->buf.len);
-            shard_after_peer(me, lp->buf.data, lp->buf.len, n, me->penv_used[i],
+            long taken = shard_ingest(me, lp->buf.data, lp->buf.len);
+            shard_after_peer(me, lp->buf.data, lp->buf.len, taken, me->penv_used[i],
                              me->foreign[i].data, me->foreign[i].len);
             continue;
         }
@@ -550,6 +542,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     uint64_t now = rt_clock_mono_ns();
     rt_tbuf_tick(sh->tbuf, now);
     rt_handoff_tick(sh->handoff, now);
+    rt_peer_clients_reap(sh->clients);
     atomic_store_explicit(&sh->full, rt_tbuf_full(sh->tbuf), memory_order_relaxed);
     atomic_store_explicit(&sh->idle,
                           rt_handoff_idle(sh->handoff) && rt_relay_inflight(sh->relay) == 0,

@@ -22,6 +22,8 @@ struct rt_peer_clients {
     rt_peer_view *view; /* ref */
     peer **peers;       /* view->n entries, ring index order; NULL for self */
     size_t n;
+    peer **retired; /* nodes gone from the view whose sends are not all done yet */
+    size_t n_retired, cap_retired;
     size_t inflight;
 };
 
@@ -130,7 +132,21 @@ void rt_peer_clients_set_view(rt_peer_clients *pc, rt_peer_view *v)
     rt_peer_view_ref(v);
     pc->view = v;
     for (size_t j = 0; j < n_old; j++) {
-        peer_free(old[j]);
+        if (old[j] == NULL) {
+            continue;
+        }
+        if (old[j]->client && rt_otlp_client_inflight(old[j]->client) > 0) {
+            /* Its sends may have arrived: let them end with a real answer (rt_peer_clients_reap)
+             * rather than cut them off, which would leave the sender unsure whether the node
+             * took what it sent. */
+            if (pc->n_retired == pc->cap_retired) {
+                pc->cap_retired = pc->cap_retired ? pc->cap_retired * 2 : 4;
+                pc->retired = rt_realloc(pc->retired, pc->cap_retired * sizeof *pc->retired);
+            }
+            pc->retired[pc->n_retired++] = old[j];
+        } else {
+            peer_free(old[j]);
+        }
     }
     free(old);
     rt_peer_view_unref(old_view);
@@ -171,6 +187,20 @@ int rt_peer_clients_send(rt_peer_clients *pc, int node, const uint8_t *body, siz
     return 0;
 }
 
+void rt_peer_clients_reap(rt_peer_clients *pc)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < pc->n_retired; i++) {
+        peer *p = pc->retired[i];
+        if (p->client == NULL || rt_otlp_client_inflight(p->client) == 0) {
+            peer_free(p);
+        } else {
+            pc->retired[k++] = p;
+        }
+    }
+    pc->n_retired = k;
+}
+
 rt_peer_view *rt_peer_clients_view(const rt_peer_clients *pc)
 {
     return pc->view;
@@ -194,6 +224,10 @@ void rt_peer_clients_free(rt_peer_clients *pc)
         peer_free(old[j]);
     }
     free(old);
+    for (size_t i = 0; i < pc->n_retired; i++) {
+        peer_free(pc->retired[i]);
+    }
+    free(pc->retired);
     rt_peer_view_unref(pc->view);
     free(pc->server_name);
     free(pc);

@@ -3,8 +3,9 @@
  * Forwards (relay.h), hand-offs (handoff.h) and announcements (peers.h) all go through here.
  * One rt_otlp_client per peer node (the nodes of the installed view other than this sampler),
  * kept across views while the node's id, endpoint and protocol stay the same; a node that
- * leaves the view has its client freed, which ends its unfinished sends as GAVE_UP (their
- * owners fall back on keeping what they sent). Every outcome is also a passive health report
+ * leaves the view keeps its client until its unfinished sends have their answers
+ * (rt_peer_clients_reap frees it then): cut off, the sender could not know whether the node
+ * took what it sent. Every outcome is also a passive health report
  * on the node (node_health.h): a peer that keeps failing is marked down, and its keys move.
  *
  * One per worker, used on that worker's thread only.
@@ -45,6 +46,10 @@ void rt_peer_clients_set_view(rt_peer_clients *pc, rt_peer_view *v);
  * node is this sampler, has no client, or is at max_inflight. */
 int rt_peer_clients_send(rt_peer_clients *pc, int node, const uint8_t *body, size_t len,
                          rt_otlp_client_done_fn done, void *arg);
+
+/* Free the clients of nodes gone from the view whose sends have all ended (call it now and
+ * then: the worker's tick). */
+void rt_peer_clients_reap(rt_peer_clients *pc);
 
 /* The view installed (NULL before the first). */
 rt_peer_view *rt_peer_clients_view(const rt_peer_clients *pc);

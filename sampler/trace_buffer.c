@@ -1541,8 +1541,34 @@ unsigned rt_tbuf_shard_of(const uint8_t *trace_id, size_t len, unsigned n_shards
  * walk only checks the rest, and *whole is false (ingest then walks the request again, span by
  * span). Returns the number of spans, or -1 with it->err set. */
 #define VIEWS_HELD 4096
+
+/* rt_tbuf_ingest_if's question, asked once per run of spans of one trace. */
+typedef struct accept_ctx {
+    rt_tbuf_accept_fn fn; /* NULL: everything is taken */
+    void *arg;
+    uint8_t last[16];
+    size_t last_len;
+} accept_ctx;
+
+static bool accepted(accept_ctx *a, const rt_otlp_span_view *v)
+{
+    if (a->fn == NULL) {
+        return true;
+    }
+    size_t l = v->trace_id.len < 16 ? v->trace_id.len : 16;
+    if (l == a->last_len && memcmp(a->last, v->trace_id.p, l) == 0) {
+        return true; /* the run's first span was accepted */
+    }
+    if (!a->fn(a->arg, v->trace_id.p, v->trace_id.len)) {
+        return false;
+    }
+    memcpy(a->last, v->trace_id.p, l);
+    a->last_len = l;
+    return true;
+}
+
 static long walk_request(rt_tbuf *b, rt_otlp_scan *it, const uint8_t *req, size_t len, bool check,
-                         bool *whole)
+                         accept_ctx *acc, bool *whole)
 {
     const rt_otlp_keyset *ks = rt_policy_engine_keys(b->engine);
     size_t nk = ks->n;
@@ -1558,6 +1584,9 @@ static long walk_request(rt_tbuf *b, rt_otlp_scan *it, const uint8_t *req, size_
         if (n == VIEWS_HELD) {
             rt_otlp_span_view v;
             while ((r = rt_otlp_scan_next(it, &v)) == 1) {
+                if (!accepted(acc, &v)) {
+                    return RT_TBUF_DECLINED;
+                }
                 n++;
             }
             *whole = false;
@@ -1575,6 +1604,9 @@ static long walk_request(rt_tbuf *b, rt_otlp_scan *it, const uint8_t *req, size_
         if (r != 1) {
             break;
         }
+        if (!accepted(acc, &b->views[n])) {
+            return RT_TBUF_DECLINED;
+        }
         n++;
     }
     if (r < 0) {
@@ -1587,11 +1619,14 @@ static long walk_request(rt_tbuf *b, rt_otlp_scan *it, const uint8_t *req, size_
 }
 
 static long ingest(rt_tbuf *b, const uint8_t *req, size_t len, bool check, uint64_t now_ns,
-                   char *err, size_t errlen)
+                   accept_ctx *acc, char *err, size_t errlen)
 {
     rt_otlp_scan it;
     bool whole;
-    long n = walk_request(b, &it, req, len, check, &whole);
+    long n = walk_request(b, &it, req, len, check, acc, &whole);
+    if (n == RT_TBUF_DECLINED) {
+        return n;
+    }
     if (n < 0) {
         snprintf(err, errlen, "%s", it.err);
         return -1;
@@ -1620,7 +1655,8 @@ static long ingest(rt_tbuf *b, const uint8_t *req, size_t len, bool check, uint6
 long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
 {
     char err[RT_OTLP_ERR_MAX];
-    long n = ingest(b, req, len, false, now_ns, err, sizeof(err));
+    accept_ctx all = {0};
+    long n = ingest(b, req, len, false, now_ns, &all, err, sizeof(err));
     if (n < 0) {
         RT_LOG_RL(RT_LOG_ERROR, "trace buffer: malformed request", "reason=\"%s\"", err);
     }
@@ -1630,7 +1666,15 @@ long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
 long rt_tbuf_ingest_checked(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns, char *err,
                             size_t errlen)
 {
-    return ingest(b, req, len, true, now_ns, err, errlen);
+    accept_ctx all = {0};
+    return ingest(b, req, len, true, now_ns, &all, err, errlen);
+}
+
+long rt_tbuf_ingest_if(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns,
+                       rt_tbuf_accept_fn accept, void *arg, char *err, size_t errlen)
+{
+    accept_ctx acc = {.fn = accept, .arg = arg, .last_len = SIZE_MAX};
+    return ingest(b, req, len, true, now_ns, &acc, err, errlen);
 }
 
 void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns)

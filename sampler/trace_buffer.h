@@ -184,6 +184,17 @@ long rt_tbuf_ingest(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns)
 long rt_tbuf_ingest_checked(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns, char *err,
                             size_t errlen);
 
+/* rt_tbuf_ingest_checked that first asks accept(arg, trace_id, len) of every trace the request
+ * holds (once per run of its spans, in the walk that parses them, before any span is taken): if
+ * it says no to one, nothing is taken and RT_TBUF_DECLINED is returned (so a sampler can hand
+ * the request to its slower path - some trace belongs to another sampler - at the cost of one
+ * ring lookup per trace in the usual case, instead of a walk of its own). A request refused
+ * before a trace is declined is refused as malformed (-1). */
+#define RT_TBUF_DECLINED (-2)
+typedef bool (*rt_tbuf_accept_fn)(void *arg, const uint8_t *trace_id, size_t len);
+long rt_tbuf_ingest_if(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_ns,
+                       rt_tbuf_accept_fn accept, void *arg, char *err, size_t errlen);
+
 /* Decide every trace that is due at `now_ns`. Call from a periodic timer (every ~10-100 ms). */
 void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns);
 /* Decide every pending trace now (cause SHUTDOWN), then flush the reservoir's held traces

@@ -131,6 +131,29 @@ EOC
   [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 3 ] ||
     fail "$bin: ring edit not applied within 3 s while a neighbour file was being written"
 
+  # A Kubernetes ConfigMap volume: ring.yaml is a link through "..data", a link to a timestamped
+  # directory; an update writes a new directory and renames a new "..data" link over the old.
+  mkdir "$tmp/..v1"
+  printf '%s\n  - {id: s4, endpoint: "127.0.0.5:4318"}\n' "$ring3" > "$tmp/..v1/ring.yaml"
+  ln -s ..v1 "$tmp/..data"
+  ln -sf ..data/ring.yaml "$tmp/ring.new" && mv -T "$tmp/ring.new" "$tmp/ring.yaml"
+  for _ in $(seq 1 30); do
+    [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 4 ] && break
+    sleep 0.1
+  done
+  [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 4 ] || fail "$bin: ConfigMap-style ring not loaded"
+  mkdir "$tmp/..v2"
+  printf '%s\n  - {id: s4, endpoint: "127.0.0.5:4318"}\n  - {id: s5, endpoint: "127.0.0.6:4318"}\n' \
+    "$ring3" > "$tmp/..v2/ring.yaml"
+  ln -s ..v2 "$tmp/..data_tmp" && mv -T "$tmp/..data_tmp" "$tmp/..data"
+  rm -rf "$tmp/..v1"
+  for _ in $(seq 1 30); do
+    [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 5 ] && break
+    sleep 0.1
+  done
+  [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 5 ] || fail "$bin: ConfigMap update (..data swap) not applied"
+  rm -rf "$tmp/..v2" "$tmp/..data" "$tmp/ring.yaml"
+
   # SIGTERM: clean exit.
   kill -TERM "$pid"
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

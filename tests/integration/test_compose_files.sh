@@ -3,7 +3,8 @@
 # Docker (seconds, for CI): config/prometheus.yml passes `promtool check config` and scrapes
 # exactly the ringtail services of docker-compose.yml on their admin port; every
 # config/compose/*.yaml passes the right binary's --check-config, the shared ring file parses
-# and names each sampler service by its host name (= node_id) and service name (= endpoint);
+# and names each sampler service that runs by default by its host name (= node_id) and service
+# name (= endpoint), and the `scale` profile's sampler is not in it yet (it joins when listed);
 # the Dockerfile installs setup.sh's build packages in its build stage and every library the
 # binaries load in its runtime stage, and ships each program the compose services run.
 # When a compose CLI is installed it must also accept docker-compose.yml.
@@ -27,6 +28,11 @@ awk '/^[^ #]/ { in_s = ($0 ~ /^services:/) } in_s && /^  [A-Za-z0-9_-]+:/ {
 # "service hostname" for each service that sets one.
 awk '/^[^ #]/ { in_s = ($0 ~ /^services:/) } in_s && /^  [A-Za-z0-9_-]+:/ {
   s = $1; sub(/:$/, "", s) } in_s && /^    hostname:/ { print s, $2 }' "$compose" > "$tmp/hostnames"
+# "service profile" for each service in a profile (not started by a plain `up`).
+awk '/^[^ #]/ { in_s = ($0 ~ /^services:/) } in_s && /^  [A-Za-z0-9_-]+:/ {
+  s = $1; sub(/:$/, "", s) } in_s && /^    profiles:/ { gsub(/[][,]/, " "); print s, $2 }' \
+  "$compose" > "$tmp/profiles"
+grep -qx 'sampler-4 scale' "$tmp/profiles" || fail "docker-compose.yml: no sampler-4 in the scale profile"
 for s in router sampler-1 sampler-2 sampler-3 sink loadgen prometheus; do
   grep -qx "$s" "$tmp/services" || fail "docker-compose.yml: no service $s"
 done
@@ -119,13 +125,9 @@ for f in "$src"/config/compose/*; do
   sampler*.yaml)
     "$RT_BUILD_DIR/ringtail-sampler" --config "$tmp/etc/$name" --check-config > /dev/null ||
       fail "config/compose/$name: ringtail-sampler --check-config"
-    # Each sampler service's host name is its node_id: it must be a node of the ring.
-    while read -r svc host; do
-      case "$svc" in sampler*) ;; *) continue ;; esac
-      { cat "$tmp/etc/$name"; echo "node_id: $host"; } > "$tmp/node.yaml"
-      "$RT_BUILD_DIR/ringtail-sampler" --config "$tmp/node.yaml" --check-config > /dev/null 2> "$tmp/err" ||
-        fail "service $svc (hostname $host) with config/compose/$name: $(cat "$tmp/err")"
-    done < "$tmp/hostnames"
+    # The shared config leaves node_id to the host name (each service's own); the ring's ids
+    # are checked against the services below.
+    ! grep -q '^node_id:' "$tmp/etc/$name" || fail "config/compose/$name sets node_id: every sampler would have it"
     ;;
   *) fail "config/compose/$name: not a ring, router or sampler config (extend this test)" ;;
   esac
@@ -136,10 +138,12 @@ printf 'protocol: http\nnodes:\n  - {id: a, endpoint: "a:4318"}\n  - {id: a, end
 if "$RT_BUILD_DIR/ringtail-router" --config "$tmp/etc/router.yaml" --check-config > /dev/null 2>&1; then
   fail "a bad ring file passed the router's --check-config"
 fi
-# The ring's nodes are the sampler services: id = host name, endpoint = service:4318.
+# The ring's nodes are the sampler services a plain `up` starts: id = host name, endpoint =
+# service:4318.
 awk '/^ *- id:/ { id = $3 } /^ *endpoint:/ { print id, $2 }' "$src/config/compose/ring.yaml" \
   | sort > "$tmp/ring-nodes"
-awk '$1 ~ /^sampler/ { print $2, $1 ":4318" }' "$tmp/hostnames" | sort > "$tmp/sampler-nodes"
+awk 'NR == FNR { prof[$1] = 1; next } $1 ~ /^sampler/ && !($1 in prof) { print $2, $1 ":4318" }' \
+  "$tmp/profiles" "$tmp/hostnames" | sort > "$tmp/sampler-nodes"
 [ "$(wc -l < "$tmp/ring-nodes")" = 3 ] || fail "config/compose/ring.yaml: want 3 nodes"
 diff "$tmp/ring-nodes" "$tmp/sampler-nodes" > "$tmp/diff" ||
   fail "ring nodes (<) vs sampler services (>): $(cat "$tmp/diff")"

@@ -5,7 +5,9 @@
 #               chose, and no trace is split;
 #   slow-owner  a new owner stalled (SIGSTOP) as it is listed: hand-offs to it fail (it refuses
 #               them past their deadline when it wakes), and their traces stay, or go to the
-#               sampler that owns them while it is down; nothing is lost, split or doubled.
+#               sampler that owns them while it is down; nothing is lost, split or doubled;
+#   dead-owner  a new owner that is listed while it is not running at all: the same, and when it
+#               starts it gets its traces.
 set -euo pipefail
 . "$(dirname "$0")/membership_lib.sh"
 
@@ -20,4 +22,8 @@ sent=$(fig stale .forwarded.spans_sent)
 run slow-owner --fail-if "$WHOLE"
 [ "$(fig slow-owner .handed_off.failed_traces)" -gt 0 ] ||
   fail "slow-owner: no hand-off failed: the stalled owner was not exercised"
-echo "ok: a stale ring takes one hop; a stalled new owner loses nothing"
+run dead-owner --fail-if "$WHOLE"
+[ "$(fig dead-owner .handed_off.failed_traces)" -gt 0 ] ||
+  fail "dead-owner: no hand-off failed: the dead owner was not exercised"
+[ "$(fig dead-owner .handed_off.traces)" -gt 0 ] || fail "dead-owner: nothing was handed over once it ran"
+echo "ok: a stale ring takes one hop; a stalled or dead new owner loses nothing"

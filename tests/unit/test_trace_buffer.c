@@ -1638,6 +1638,50 @@ static void test_defer_hook_puts_a_due_decision_off(void **state)
     fx_free(f);
 }
 
+static bool accept_not_trace_2(void *arg, const uint8_t *id, size_t len)
+{
+    int *calls = arg;
+    (*calls)++;
+    return len != 16 || trace_num_of(id) != 2;
+}
+
+/* rt_tbuf_ingest_if asks once per run of a trace's spans, takes the request whole when every
+ * trace is accepted, and nothing of it when one is declined; a malformed request is still
+ * refused as such. */
+static void test_ingest_if_takes_all_or_nothing(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    sp ok[] = {{.trace = 1, .span = 1},
+               {.trace = 1, .span = 2, .parent = 1},
+               {.trace = 3, .span = 1},
+               {.trace = 1, .span = 3, .parent = 1}};
+    size_t len;
+    uint8_t *req = build(ok, 4, &len);
+    int calls = 0;
+    char err[RT_OTLP_ERR_MAX];
+    assert_int_equal(
+        rt_tbuf_ingest_if(f->b, req, len, f->now, accept_not_trace_2, &calls, err, sizeof err), 4);
+    assert_int_equal(calls, 3); /* runs: 1, 3, 1 */
+    free(req);
+    sp mixed[] = {{.trace = 4, .span = 1}, {.trace = 2, .span = 1}, {.trace = 5, .span = 1}};
+    req = build(mixed, 3, &len);
+    assert_int_equal(
+        rt_tbuf_ingest_if(f->b, req, len, f->now, accept_not_trace_2, &calls, err, sizeof err),
+        RT_TBUF_DECLINED);
+    rt_tbuf_stats st;
+    rt_tbuf_stats_get(f->b, &st);
+    assert_int_equal(st.buffered_spans, 4); /* nothing of the declined request */
+    assert_int_equal(st.pending_traces, 2);
+    free(req);
+    uint8_t bad[] = {0x0a, 0x05, 0x12, 0x03, 0x12, 0x01}; /* ScopeSpans with a cut span */
+    assert_int_equal(rt_tbuf_ingest_if(f->b, bad, sizeof bad, f->now, accept_not_trace_2, &calls,
+                                       err, sizeof err),
+                     -1);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1663,6 +1707,7 @@ int main(void)
         cmocka_unit_test(test_extracting_a_held_trace_leaves_the_reservoir),
         cmocka_unit_test(test_decisions_are_read_reported_and_applied),
         cmocka_unit_test(test_defer_hook_puts_a_due_decision_off),
+        cmocka_unit_test(test_ingest_if_takes_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
