@@ -368,16 +368,8 @@ results_block() {
 
 # write_results FILE: replace (or append) this scenario's generated block in FILE.
 write_results() {
-  local file=$1 begin="<!-- driver:$scenario:begin -->" end="<!-- driver:$scenario:end -->"
   results_block > "$out/results.md"
-  awk -v b="$begin" -v e="$end" -v blk="$out/results.md" '
-    function emit(   l) { print b; while ((getline l < blk) > 0) print l; close(blk); print e }
-    $0 == b { emit(); skip = 1; done = 1; next }
-    skip && $0 == e { skip = 0; next }
-    !skip { print }
-    END { if (!done) { print ""; emit() } }' "$file" > "$file.tmp.$$"
-  mv "$file.tmp.$$" "$file"
-  echo "driver: figures written to $file ($begin)"
+  write_block "$1" "driver:$scenario" "$out/results.md"
 }
 [ -z "$results" ] || write_results "$results"
 exit "$rc"

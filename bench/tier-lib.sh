@@ -81,6 +81,20 @@ ring_file() { # ring_file PORT [N] -> nodes sampler-1..N (default 3) on 127.0.0.
   for i in $(seq 1 "${2:-3}"); do echo "  - {id: sampler-$i, endpoint: \"127.0.0.$((i + 1)):$1\"}"; done
 }
 
+# write_block FILE NAME BLOCK: replace the lines between `<!-- NAME:begin -->` and
+# `<!-- NAME:end -->` in FILE (bench/RESULTS.md) with the file BLOCK, or append them.
+write_block() {
+  local file=$1 begin="<!-- $2:begin -->" end="<!-- $2:end -->"
+  awk -v b="$begin" -v e="$end" -v blk="$3" '
+    function emit(   l) { print b; while ((getline l < blk) > 0) print l; close(blk); print e }
+    $0 == b { emit(); skip = 1; done = 1; next }
+    skip && $0 == e { skip = 0; next }
+    !skip { print }
+    END { if (!done) { print ""; emit() } }' "$file" > "$file.tmp.$$"
+  mv "$file.tmp.$$" "$file"
+  echo "${0##*/}: figures written to $file ($begin)"
+}
+
 # metric_sum FILE NAME: the sum over labels of metric NAME in a saved /metrics page.
 metric_sum() {
   awk -v n="$2" '{ name = $1; sub(/\{.*/, "", name) } name == n { s += $NF } END { printf "%d", s }' \

@@ -1,0 +1,6 @@
+set arrow from 10.011, graph 0 to 10.011, graph 1 nohead dt 2 lc rgb "#999999"
+set arrow from 12.097, graph 0 to 12.097, graph 1 nohead dt 2 lc rgb "#999999"
+set arrow from 16.229, graph 0 to 16.229, graph 1 nohead dt 2 lc rgb "#999999"
+set arrow from 18.028, graph 0 to 18.028, graph 1 nohead dt 2 lc rgb "#999999"
+set arrow from 22.143, graph 0 to 22.143, graph 1 nohead dt 2 lc rgb "#999999"
+set arrow from 24.086, graph 0 to 24.086, graph 1 nohead dt 2 lc rgb "#999999"
