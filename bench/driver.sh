@@ -121,19 +121,9 @@ trap '[ -z "$poll_pid" ] || kill -TERM "$poll_pid" 2>/dev/null || true; stop_all
 . bench/tier-lib.sh
 
 start_router() { # start_router HEALTH_CHECK
-  cat > "$out/router.yaml" <<EOC
-workers: 1
-admin: {listen: "127.0.0.1:$((base + 2))"}
-ring: {file: "$out/ring.yaml"}
-listeners:
-  http: {listen: "127.0.0.1:$base"}
-  grpc: {listen: "127.0.0.1:$((base + 1))"}
-health: {check: $1, admin_port: $((base + 2))}
-EOC
-  "$build/ringtail-router" --config "$out/router.yaml" 2> "$out/router.log" &
-  pids+=($!)
+  launch_router "$out/ring.yaml" "{check: $1, admin_port: $((base + 2))}"
+  pids+=("$router_pid")
   names+=(router)
-  wait_log "$out/router.log" "OTLP listeners open"
 }
 
 names=() # process names, parallel to pids, for the CPU table

@@ -180,22 +180,10 @@ stop_sampler() { # stop_sampler I [final]: SIGTERM, wait for the exit (its drain
 }
 
 start_router() { # start_router RING
-  cat > "$out/router.yaml" <<EOC
-workers: 1
-admin: {listen: "127.0.0.1:$((base + 2))"}
-ring: {file: "$1"}
-listeners:
-  http: {listen: "127.0.0.1:$base"}
-  grpc: {listen: "127.0.0.1:$((base + 1))"}
-# The router gives up on a part no later than its health checks mark the node down (two checks),
-# as its defaults do (timeout 5 s, checks 2 s x 3): a part waiting on a stalled sampler is
-# then re-routed, and that sampler refuses it when it wakes (mark_deadline).
-samplers: {protocol: $protocol, timeout: $((health_ms * 2))ms}
-health: $(health_yaml)
-EOC
-  "$build/ringtail-router" --config "$out/router.yaml" 2> "$out/router.log" &
-  router_pid=$!
-  wait_log "$out/router.log" "OTLP listeners open"
+  # The router gives up on a part no later than its health checks mark the node down (two
+  # checks), as its defaults do (timeout 5 s, checks 2 s x 3): a part waiting on a stalled
+  # sampler is then re-routed, and that sampler refuses it when it wakes (mark_deadline).
+  launch_router "$1" "$(health_yaml)" "{protocol: $protocol, timeout: $((health_ms * 2))ms}"
 }
 
 # metric FILE NAME [LABELS]: the sum of series NAME whose labels contain LABELS.

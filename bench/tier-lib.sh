@@ -64,6 +64,28 @@ exporters:
 EOC
 }
 
+# launch_router RING HEALTH [SAMPLERS]: write the router's config (on 127.0.0.1, admin at
+# base+2) with ring file RING, `health:` HEALTH and, if given, `samplers:` SAMPLERS (YAML flow
+# mappings), start it with its log in $out/router.log, wait until it listens; its pid in
+# $router_pid.
+launch_router() {
+  {
+    cat <<EOC
+workers: 1
+admin: {listen: "127.0.0.1:$((base + 2))"}
+ring: {file: "$1"}
+listeners:
+  http: {listen: "127.0.0.1:$base"}
+  grpc: {listen: "127.0.0.1:$((base + 1))"}
+health: $2
+EOC
+    [ -z "${3:-}" ] || echo "samplers: $3"
+  } > "$out/router.yaml"
+  "$build/ringtail-router" --config "$out/router.yaml" 2> "$out/router.log" &
+  router_pid=$!
+  wait_log "$out/router.log" "OTLP listeners open"
+}
+
 # check_sampler_config FILE: a policy file the sampler refuses stops the run here, with the
 # sampler's own message (file, line, key), not as a sampler that never becomes ready.
 check_sampler_config() {

@@ -41,19 +41,9 @@ done
 for i in 1 2 3; do
   for _ in $(seq 1 600); do grep -q "sampler ready" "$out/sampler-$i.log" && break; sleep 0.05; done
 done
-cat > "$out/router.yaml" <<EOC
-workers: 1
-admin: {listen: "127.0.0.1:$((base + 2))"}
-ring: {file: "$out/ring.yaml"}
-listeners:
-  http: {listen: "127.0.0.1:$base"}
-  grpc: {listen: "127.0.0.1:$((base + 1))"}
-samplers: {timeout: 30s, request_deadline: 60s, retry_budget: 10s}
-health: {check: none}
-EOC
-"$build/ringtail-router" --config "$out/router.yaml" 2> "$out/router.log" &
-pids+=($!)
-wait_log "$out/router.log" "OTLP listeners open"
+# A sampler under callgrind is slow: the router waits for it rather than route around it.
+launch_router "$out/ring.yaml" "{check: none}" "{timeout: 30s, request_deadline: 60s, retry_budget: 10s}"
+pids+=("$router_pid")
 "$build/rt-bench-loadgen" --endpoint "127.0.0.1:$base" --profile seed --turns "$turns" \
   --compressed-time --batch-spans 512 --connections 2 --seed 42 --report "$out/lg.json" > /dev/null
 sleep 3

@@ -37,6 +37,23 @@ void rt_otlp_enc_begin(rt_otlp_enc *enc, rt_buf *out)
 {
     enc->out = out;
     enc->n_res = enc->n_scopes = enc->n_spans = 0;
+    enc->view_res = enc->view_scope = SIZE_MAX;
+}
+
+void rt_otlp_enc_view(rt_otlp_enc *enc, const rt_otlp_span_view *v)
+{
+    if (enc->view_res != v->resource_index) {
+        rt_otlp_enc_resource(enc, v->has_resource ? v->resource.p : NULL, v->resource.len,
+                             v->resource_schema_url.p, v->resource_schema_url.len);
+        enc->view_res = v->resource_index;
+        enc->view_scope = SIZE_MAX;
+    }
+    if (enc->view_scope != v->scope_seq) {
+        rt_otlp_enc_scope(enc, v->has_scope ? v->scope.p : NULL, v->scope.len,
+                          v->scope_schema_url.p, v->scope_schema_url.len);
+        enc->view_scope = v->scope_seq;
+    }
+    rt_otlp_enc_span(enc, v->span.p, v->span.len);
 }
 
 /* Grow a record array to hold one more element (amortised doubling). */

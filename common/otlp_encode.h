@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "otlp_scan.h"
 #include "pb.h"
 
 typedef struct rt_otlp_enc_span_rec {
@@ -56,6 +57,7 @@ typedef struct rt_otlp_enc {
     size_t n_scopes, cap_scopes;
     rt_otlp_enc_span_rec *spans;
     size_t n_spans, cap_spans;
+    size_t view_res, view_scope; /* rt_otlp_enc_view: the walk's resource and scope last added */
 } rt_otlp_enc;
 
 void rt_otlp_enc_init(rt_otlp_enc *enc);
@@ -86,6 +88,12 @@ void rt_otlp_enc_scope(rt_otlp_enc *enc, const uint8_t *scope, size_t len,
 /* Add an encoded Span (message bytes, no tag/length) to the current ScopeSpans (opened
  * implicitly, without scope, if none is). Borrowed until finish. */
 void rt_otlp_enc_span(rt_otlp_enc *enc, const uint8_t *span, size_t len);
+
+/* Add the span of walker view `v` (otlp_scan.h) under its own Resource and scope: a ResourceSpans
+ * or ScopeSpans is opened when the view's resource_index / scope_seq differs from the span last
+ * added this way since begin. For splitting one request into several: views taken from one walk,
+ * each handed to the encoder of its part. Borrowed until finish, as above. */
+void rt_otlp_enc_view(rt_otlp_enc *enc, const rt_otlp_span_view *v);
 
 /* Like rt_otlp_enc_span, but the span gets one more attribute `key` = string `val` appended
  * as a trailing field 9 (see rt_otlp_span_append_str_attr). key/val are borrowed too. */

@@ -66,7 +66,6 @@ typedef struct sampler sampler;
 typedef struct part_out {
     rt_otlp_enc enc;
     rt_buf buf;
-    size_t last_res, last_scope;
 } part_out;
 
 typedef struct shard {
@@ -121,29 +120,22 @@ static sampler g_sampler; /* the one per process; reached from the daemon's call
 
 /* ---- splitting a request -------------------------------------------------------------------- */
 
+static void part_init(part_out *p)
+{
+    rt_otlp_enc_init(&p->enc);
+    rt_buf_init(&p->buf);
+}
+
 static void part_begin(part_out *p)
 {
     rt_buf_reset(&p->buf);
     rt_otlp_enc_begin(&p->enc, &p->buf);
-    p->last_res = p->last_scope = SIZE_MAX;
 }
 
-/* Spans arrive grouped by resource and scope; a part opens a resource or scope block when the
- * span's differs from the last one it got. */
-static void part_add(part_out *p, const rt_otlp_span_view *v)
+static void part_free(part_out *p)
 {
-    if (p->last_res != v->resource_index) {
-        rt_otlp_enc_resource(&p->enc, v->has_resource ? v->resource.p : NULL, v->resource.len,
-                             v->resource_schema_url.p, v->resource_schema_url.len);
-        p->last_res = v->resource_index;
-        p->last_scope = SIZE_MAX;
-    }
-    if (p->last_scope != v->scope_seq) {
-        rt_otlp_enc_scope(&p->enc, v->has_scope ? v->scope.p : NULL, v->scope.len,
-                          v->scope_schema_url.p, v->scope_schema_url.len);
-        p->last_scope = v->scope_seq;
-    }
-    rt_otlp_enc_span(&p->enc, v->span.p, v->span.len);
+    rt_otlp_enc_free(&p->enc);
+    rt_buf_free(&p->buf);
 }
 
 /* ---- ingest ------------------------------------------------------------------------------- */
@@ -277,50 +269,47 @@ static bool owned_here(void *arg, const uint8_t *trace_id, size_t len)
     return len != 16 || rt_peer_view_local(arg, rt_ring_key(trace_id, 16));
 }
 
-/* The traces of a forwarded request `pb` that this sampler does not own, as 16-byte ids. */
-static void foreign_ids(const rt_peer_view *v, const uint8_t *pb, size_t len, rt_buf *out)
+/* rt_tbuf_ingest_if's question for a forwarded request (it takes every trace): a trace this
+ * sampler does not own is noted as a 16-byte id in `out`, to be looked at again. */
+typedef struct foreign_ctx {
+    const rt_peer_view *v;
+    rt_buf *out;
+} foreign_ctx;
+
+static bool note_foreign(void *arg, const uint8_t *trace_id, size_t len)
 {
-    rt_otlp_scan it;
-    rt_otlp_span_view sv;
-    rt_otlp_scan_init_ids(&it, pb, len);
-    uint8_t last[16];
-    bool have = false;
-    while (rt_otlp_scan_next(&it, &sv) == 1) {
-        if (sv.trace_id.len != 16 || (have && memcmp(last, sv.trace_id.p, 16) == 0)) {
-            continue;
-        }
-        memcpy(last, sv.trace_id.p, 16);
-        have = true;
-        if (!rt_peer_view_local(v, rt_ring_key(last, 16))) {
-            rt_buf_append(out, last, 16);
-        }
+    foreign_ctx *c = arg;
+    if (!owned_here((void *)c->v, trace_id, len)) {
+        rt_buf_append(c->out, trace_id, 16);
     }
+    return true;
+}
+
+/* The envelope writer of shard k's part, begun on first use. */
+static rt_peer_env_writer *penv_of(shard *me, unsigned k, const rt_peer_env *env)
+{
+    if (!me->penv_used[k]) {
+        rt_peer_env_begin(&me->penv[k], env->kind, NULL, env->ring_hash);
+        me->penv_used[k] = true;
+    }
+    return &me->penv[k];
 }
 
 /* Share a peer envelope's trace states and decisions out to the shards of their traces. */
 static void split_envelope(shard *me, const rt_peer_env *env)
 {
-    sampler *s = me->s;
+    unsigned n = me->s->n;
     rt_peer_trace t;
     for (size_t pos = 0; rt_peer_env_next_trace(env, &pos, &t);) {
-        unsigned k = rt_tbuf_shard_of(t.trace_id, 16, s->n);
-        if (!me->penv_used[k]) {
-            rt_peer_env_begin(&me->penv[k], env->kind, NULL, env->ring_hash);
-            me->penv_used[k] = true;
-        }
-        rt_peer_env_trace(&me->penv[k], &t);
+        rt_peer_env_trace(penv_of(me, rt_tbuf_shard_of(t.trace_id, 16, n), env), &t);
     }
     rt_peer_decision d;
     char name[RT_PEER_POLICY_MAX + 1];
     for (size_t pos = 0; rt_peer_env_next_decision(env, &pos, &d);) {
-        unsigned k = rt_tbuf_shard_of(d.trace_id, 16, s->n);
-        if (!me->penv_used[k]) {
-            rt_peer_env_begin(&me->penv[k], env->kind, NULL, env->ring_hash);
-            me->penv_used[k] = true;
-        }
         memcpy(name, d.policy.p, d.policy.len);
         name[d.policy.len] = 0;
-        rt_peer_env_decision(&me->penv[k], d.trace_id, d.sampled, name, d.count);
+        rt_peer_env_decision(penv_of(me, rt_tbuf_shard_of(d.trace_id, 16, n), env), d.trace_id,
+                             d.sampled, name, d.count);
     }
 }
 
@@ -394,14 +383,21 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
     bool from_peer = env.kind == RT_PEER_FORWARD || env.kind == RT_PEER_HANDOFF;
     bool may_route = !from_peer && v != NULL && rt_peer_view_has_peers(v);
     bool check_foreign = env.kind == RT_PEER_FORWARD && v != NULL && rt_peer_view_has_peers(v);
-    bool has_env = from_peer;
     /* One worker: the buffer's own walk checks that every trace stays here (a router sent it
-     * to its owner), and takes the request whole; only when one does not is it split below. */
+     * to its owner), and takes the request whole; only when one does not is it split below.
+     * The same walk notes which forwarded traces this sampler does not own. */
     long n = RT_TBUF_DECLINED;
     if (s->n == 1) {
-        n = may_route
-                ? rt_tbuf_ingest_if(me->tbuf, pb, len, now, owned_here, (void *)v, why, sizeof why)
-                : rt_tbuf_ingest_checked(me->tbuf, pb, len, now, why, sizeof why);
+        rt_buf *fo = &me->foreign[0];
+        foreign_ctx fc = {v, fo};
+        rt_buf_reset(fo);
+        if (may_route) {
+            n = rt_tbuf_ingest_if(me->tbuf, pb, len, now, owned_here, (void *)v, why, sizeof why);
+        } else if (check_foreign) {
+            n = rt_tbuf_ingest_if(me->tbuf, pb, len, now, note_foreign, &fc, why, sizeof why);
+        } else {
+            n = rt_tbuf_ingest_checked(me->tbuf, pb, len, now, why, sizeof why);
+        }
     }
     if (n != RT_TBUF_DECLINED) {
         if (n < 0) {
@@ -409,12 +405,8 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
             return;
         }
         atomic_store_explicit(&me->full, rt_tbuf_full(me->tbuf), memory_order_relaxed);
-        if (has_env) {
+        if (from_peer) {
             rt_buf *fo = &me->foreign[0];
-            rt_buf_reset(fo);
-            if (check_foreign) {
-                foreign_ids(v, pb, len, fo);
-            }
             if (env.kind == RT_PEER_FORWARD) {
                 rt_counter_add(s->forwarded_in, (uint64_t)n);
             }
@@ -451,7 +443,7 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
                 rt_buf_append(&me->foreign[k], last, 16);
             }
         }
-        part_add(here ? &me->local[k] : &me->route[k], &sv);
+        rt_otlp_enc_view(here ? &me->local[k].enc : &me->route[k].enc, &sv);
     }
     if (rc < 0) {
         refuse_malformed(call, it.err);
@@ -460,7 +452,7 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
     if (env.kind == RT_PEER_FORWARD) {
         rt_counter_add(s->forwarded_in, spans);
     }
-    if (has_env && (env.n_traces > 0 || env.n_decisions > 0)) {
+    if (from_peer && (env.n_traces > 0 || env.n_decisions > 0)) {
         split_envelope(me, &env);
     }
     for (unsigned i = 0; i < s->n; i++) {
@@ -639,10 +631,8 @@ static void shard_setup(rt_worker *w, void *arg)
     sh->penv = rt_calloc(s->n, sizeof *sh->penv);
     sh->penv_used = rt_calloc(s->n, sizeof *sh->penv_used);
     for (unsigned i = 0; i < s->n; i++) {
-        rt_otlp_enc_init(&sh->local[i].enc);
-        rt_otlp_enc_init(&sh->route[i].enc);
-        rt_buf_init(&sh->local[i].buf);
-        rt_buf_init(&sh->route[i].buf);
+        part_init(&sh->local[i]);
+        part_init(&sh->route[i]);
         rt_buf_init(&sh->foreign[i]);
         rt_peer_env_writer_init(&sh->penv[i]);
     }
@@ -680,10 +670,8 @@ static void shard_teardown(rt_worker *w, void *arg)
     rt_policy_engine_free(sh->engine);
     sh->engine = NULL;
     for (unsigned i = 0; sh->local && i < s->n; i++) {
-        rt_otlp_enc_free(&sh->local[i].enc);
-        rt_otlp_enc_free(&sh->route[i].enc);
-        rt_buf_free(&sh->local[i].buf);
-        rt_buf_free(&sh->route[i].buf);
+        part_free(&sh->local[i]);
+        part_free(&sh->route[i]);
         rt_buf_free(&sh->foreign[i]);
         rt_peer_env_writer_free(&sh->penv[i]);
     }

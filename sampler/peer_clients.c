@@ -24,12 +24,10 @@ struct rt_peer_clients {
     size_t n;
     peer **retired; /* nodes gone from the view whose sends are not all done yet */
     size_t n_retired, cap_retired;
-    size_t inflight;
 };
 
 /* One send: the caller's callback, and the node for the passive report. */
 typedef struct send_ctx {
-    rt_peer_clients *pc;
     rt_health_node *health; /* ref */
     rt_otlp_client_done_fn done;
     void *arg;
@@ -155,7 +153,6 @@ void rt_peer_clients_set_view(rt_peer_clients *pc, rt_peer_view *v)
 static void on_sent(const rt_otlp_client_result *res, void *arg)
 {
     send_ctx *c = arg;
-    c->pc->inflight--;
     if (c->health) {
         rt_health_passive(c->health, res->outcome != RT_OTLP_CLIENT_GAVE_UP ||
                                          res->fail == RT_OTLP_CLIENT_FAIL_SHUTDOWN);
@@ -174,7 +171,7 @@ int rt_peer_clients_send(rt_peer_clients *pc, int node, const uint8_t *body, siz
     }
     peer *p = pc->peers[node];
     send_ctx *c = rt_malloc(sizeof *c);
-    *c = (send_ctx){pc, p->health, done, arg};
+    *c = (send_ctx){p->health, done, arg};
     if (c->health) {
         rt_health_node_ref(c->health);
     }
@@ -183,7 +180,6 @@ int rt_peer_clients_send(rt_peer_clients *pc, int node, const uint8_t *body, siz
         free(c);
         return -1;
     }
-    pc->inflight++;
     return 0;
 }
 
@@ -204,11 +200,6 @@ void rt_peer_clients_reap(rt_peer_clients *pc)
 rt_peer_view *rt_peer_clients_view(const rt_peer_clients *pc)
 {
     return pc->view;
-}
-
-size_t rt_peer_clients_inflight(const rt_peer_clients *pc)
-{
-    return pc->inflight;
 }
 
 void rt_peer_clients_free(rt_peer_clients *pc)

@@ -54,8 +54,6 @@ void rt_peer_clients_reap(rt_peer_clients *pc);
 /* The view installed (NULL before the first). */
 rt_peer_view *rt_peer_clients_view(const rt_peer_clients *pc);
 
-/* Sends accepted and not yet done, over every peer. */
-size_t rt_peer_clients_inflight(const rt_peer_clients *pc);
 
 /* Ends every unfinished send (GAVE_UP) and frees everything. NULL is a no-op. */
 void rt_peer_clients_free(rt_peer_clients *pc);

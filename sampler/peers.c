@@ -347,11 +347,6 @@ void rt_peers_announced(rt_peers *p, const uint8_t *sender, size_t len, rt_peer_
     event_active(p->inbox_ev, EV_READ, 0);
 }
 
-rt_peers_state rt_peers_get_state(const rt_peers *p)
-{
-    return p->state;
-}
-
 bool rt_peers_has_peers(const rt_peers *p)
 {
     return p->view != NULL && rt_peer_view_has_peers(p->view);

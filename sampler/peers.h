@@ -94,7 +94,6 @@ void rt_peers_announce_settled(rt_peers *p);
 /* Any thread: peer `sender` (`len` bytes) announced `a`. */
 void rt_peers_announced(rt_peers *p, const uint8_t *sender, size_t len, rt_peer_announce a);
 
-rt_peers_state rt_peers_get_state(const rt_peers *p);
 /* The view in force has another node up (something can be forwarded or handed over). */
 bool rt_peers_has_peers(const rt_peers *p);
 /* Append `,"self":{...}` (id, state, share of the keyspace) to the /ring JSON object. */

@@ -42,7 +42,6 @@ struct rt_relay {
     /* Splitting a request by destination: [0] stays here, [1 + i] goes to node i. */
     rt_otlp_enc *enc;
     rt_buf *parts;
-    size_t *last_res, *last_scope;
     size_t n_dest, cap_dest;
     rt_peer_env_writer env;
     size_t inflight;
@@ -85,8 +84,6 @@ void rt_relay_set_view(rt_relay *r, rt_peer_view *v)
     if (need > r->cap_dest) {
         r->enc = rt_realloc(r->enc, need * sizeof *r->enc);
         r->parts = rt_realloc(r->parts, need * sizeof *r->parts);
-        r->last_res = rt_realloc(r->last_res, need * sizeof *r->last_res);
-        r->last_scope = rt_realloc(r->last_scope, need * sizeof *r->last_scope);
         for (size_t i = r->cap_dest; i < need; i++) {
             rt_otlp_enc_init(&r->enc[i]);
             rt_buf_init(&r->parts[i]);
@@ -214,7 +211,6 @@ void rt_relay_route(rt_relay *r, const uint8_t *req, size_t len, uint64_t caller
     for (size_t i = 0; i < r->n_dest; i++) {
         rt_buf_reset(&r->parts[i]);
         rt_otlp_enc_begin(&r->enc[i], &r->parts[i]);
-        r->last_res[i] = r->last_scope[i] = SIZE_MAX;
     }
     rt_otlp_scan it;
     rt_otlp_span_view v;
@@ -228,19 +224,7 @@ void rt_relay_route(rt_relay *r, const uint8_t *req, size_t len, uint64_t caller
             memcpy(last_tid, v.trace_id.p, last_len);
             d = forward ? dest_of(r, v.trace_id.p, v.trace_id.len) : 0;
         }
-        rt_otlp_enc *e = &r->enc[d];
-        if (r->last_res[d] != v.resource_index) {
-            rt_otlp_enc_resource(e, v.has_resource ? v.resource.p : NULL, v.resource.len,
-                                 v.resource_schema_url.p, v.resource_schema_url.len);
-            r->last_res[d] = v.resource_index;
-            r->last_scope[d] = SIZE_MAX;
-        }
-        if (r->last_scope[d] != v.scope_seq) {
-            rt_otlp_enc_scope(e, v.has_scope ? v.scope.p : NULL, v.scope.len, v.scope_schema_url.p,
-                              v.scope_schema_url.len);
-            r->last_scope[d] = v.scope_seq;
-        }
-        rt_otlp_enc_span(e, v.span.p, v.span.len);
+        rt_otlp_enc_view(&r->enc[d], &v);
     }
     if (rc < 0) { /* cannot happen: the intake checked the request */
         RT_LOG_RL(RT_LOG_ERROR, "relay could not walk a checked request (bug)", "reason=\"%s\"",
@@ -296,8 +280,6 @@ void rt_relay_free(rt_relay *r)
     }
     free(r->enc);
     free(r->parts);
-    free(r->last_res);
-    free(r->last_scope);
     rt_peer_env_writer_free(&r->env);
     rt_peer_view_unref(r->view);
     free(r->sender);
