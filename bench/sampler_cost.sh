@@ -19,53 +19,26 @@ cleanup() {
   rm -rf "$out"
 }
 trap cleanup EXIT
-low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-base=$((10000 + ($$ * 7 + RANDOM) % (low - 10100)))
-wait_log() {
-  for _ in $(seq 1 600); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "sampler_cost.sh: timed out waiting for '$2' in $1" >&2
-  cat "$1" >&2
-  return 1
-}
-"$build/rt-bench-sink" --http "127.0.0.1:$((base + 10))" --grpc "127.0.0.1:$((base + 11))" \
-  --report "$out/sink.json" > "$out/sink.out" 2> "$out/sink.log" &
-sink=$!
-pids+=($sink)
-wait_log "$out/sink.log" "grpc_port="
-{
-  cat <<EOC
-log_level: info
-workers: 1
-node_id: cost
-admin: {listen: "127.0.0.1:$((base + 2))"}
-listeners:
-  http: {listen: "127.0.0.1:$base"}
-  grpc: {listen: "127.0.0.1:$((base + 1))"}
-tail_sampling:
-  decision_wait: 1s
-  num_traces: 200000
-EOC
-  sed 's/^/  /' "$policies"
-  cat <<EOC
-exporters:
-  - name: sink
-    type: otlp_http
-    endpoint: 127.0.0.1:$((base + 10))
-    batch: {timeout: 100ms}
-EOC
-} > "$out/sampler.yaml"
+# shellcheck source=bench/tier-lib.sh
+. "$(dirname "$0")/tier-lib.sh"
+decision_wait=1s
+start_sink
+pids+=("$sink_pid")
+# A lone sampler (no ring: it neither forwards nor hands off) on 127.0.0.2.
+sampler_config 1 | sed '/^ring:/d' > "$out/sampler.yaml"
 valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" \
   "$build/ringtail-sampler" --config "$out/sampler.yaml" 2> "$out/sampler.log" &
 sampler=$!
-pids+=($sampler)
-wait_log "$out/sampler.log" "sampler ready"
-"$build/rt-bench-loadgen" --endpoint "127.0.0.1:$base" --profile seed --turns "$turns" \
-  --compressed-time --batch-spans 512 --connections 2 --seed 42 --report "$out/lg.json" > /dev/null
+pids+=("$sampler")
+wait_log "$out/sampler.log" "sampler ready" 600
+"$build/rt-bench-loadgen" --endpoint "127.0.0.2:$base" --profile seed --turns "$turns" \
+  --compressed-time --batch-spans 512 --connections 2 --seed 42 --manifest "$out/manifest.jsonl" \
+  --report "$out/lg.json" > /dev/null
 sleep 2
 kill -TERM "$sampler"
 wait "$sampler" || true
-kill -TERM "$sink"
-wait "$sink" || true
+kill -TERM "$sink_pid"
+wait "$sink_pid" || true
 spans=$(jq -r .spans_acked "$out/lg.json")
 kept=$(jq -r .spans_received "$out/sink.json")
 total=$(awk '/Collected :/ {print $4}' "$out/sampler.log")

@@ -1,6 +1,7 @@
-# tier-lib.sh - what bench/driver.sh and bench/membership.sh share: the port block of a run,
-# waiting for a log line, the verifying sink, sampler configs, ring files. Sourced, not run; the
-# caller sets build, out, policies, decision_wait (and fail_if, health_ms if it wants them).
+# tier-lib.sh - what bench/driver.sh, bench/membership.sh and the cost scripts share: the port
+# block of a run, waiting for a log line, the verifying sink, sampler configs, ring files.
+# Sourced, not run; the caller sets build, out, policies, decision_wait (and fail_if, health_ms
+# if it wants them).
 
 # A free port block for this run (OTLP http = base, grpc = base+1, admin = base+2 on each
 # address, the sink at base+10/11), so parallel runs and a running tier do not collide.
@@ -13,8 +14,8 @@ base=$((10000 + ($$ * 7 + RANDOM) % span))
 # Health checks of the router and of the samplers' peers: every health_ms (timeout 4/5 of it).
 health_ms=${health_ms:-2000}
 
-wait_log() { # wait_log FILE PATTERN
-  for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+wait_log() { # wait_log FILE PATTERN [TRIES]: up to TRIES (200) twentieths of a second
+  for _ in $(seq 1 "${3:-200}"); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "${0##*/}: timed out waiting for '$2' in $1" >&2
   cat "$1" >&2
   return 1

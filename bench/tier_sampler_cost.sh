@@ -38,9 +38,7 @@ for i in 2 3; do
   "$build/ringtail-sampler" --config "$out/sampler-$i.yaml" 2> "$out/sampler-$i.log" &
   pids+=($!)
 done
-for i in 1 2 3; do
-  for _ in $(seq 1 600); do grep -q "sampler ready" "$out/sampler-$i.log" && break; sleep 0.05; done
-done
+for i in 1 2 3; do wait_log "$out/sampler-$i.log" "sampler ready" 600; done
 # A sampler under callgrind is slow: the router waits for it rather than route around it.
 launch_router "$out/ring.yaml" "{check: none}" "{timeout: 30s, request_deadline: 60s, retry_budget: 10s}"
 pids+=("$router_pid")

@@ -146,6 +146,17 @@ void rt_peer_env_finish(rt_peer_env_writer *w, rt_buf *req)
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
+/* The 16-byte trace_id (field 1 of TraceState and Decision) at *pos; 0, or -1. */
+static int read_trace_id(rt_pb_slice m, size_t *pos, uint8_t out[16])
+{
+    rt_pb_slice s;
+    if (rt_pb_read_len(m.p, m.len, pos, &s) != 0 || s.len != 16) {
+        return -1;
+    }
+    memcpy(out, s.p, 16);
+    return 0;
+}
+
 /* Read one TraceState / Decision message; 0 or -1 with a reason. */
 static int read_trace(rt_pb_slice m, rt_peer_trace *out, const char **why)
 {
@@ -160,13 +171,11 @@ static int read_trace(rt_pb_slice m, rt_peer_trace *out, const char **why)
             return -1;
         }
         uint64_t v;
-        rt_pb_slice s;
         if (f == T_ID && wt == RT_PB_WT_LEN) {
-            if (rt_pb_read_len(m.p, m.len, &pos, &s) != 0 || s.len != 16) {
+            if (read_trace_id(m, &pos, out->trace_id) != 0) {
                 *why = "TraceState.trace_id: not 16 bytes";
                 return -1;
             }
-            memcpy(out->trace_id, s.p, 16);
             have_id = true;
         } else if ((f == T_AGE || f == T_ROOT_AGE || f == T_FLAGS) && wt == RT_PB_WT_VARINT) {
             if (rt_pb_read_varint(m.p, m.len, &pos, &v) != 0) {
@@ -211,11 +220,10 @@ static int read_decision(rt_pb_slice m, rt_peer_decision *out, const char **why)
         }
         rt_pb_slice s;
         if (f == D_ID && wt == RT_PB_WT_LEN) {
-            if (rt_pb_read_len(m.p, m.len, &pos, &s) != 0 || s.len != 16) {
+            if (read_trace_id(m, &pos, out->trace_id) != 0) {
                 *why = "Decision.trace_id: not 16 bytes";
                 return -1;
             }
-            memcpy(out->trace_id, s.p, 16);
             have_id = true;
         } else if (f == D_POLICY && wt == RT_PB_WT_LEN) {
             if (rt_pb_read_len(m.p, m.len, &pos, &s) != 0 || s.len > RT_PEER_POLICY_MAX) {

@@ -38,6 +38,16 @@ metric() { # metric PORT NAME -> value of the first sample of NAME
     awk -v n="$2" '!done && ($1 == n || index($1, n "{") == 1) {print $2; done = 1}'
 }
 
+# ring_nodes_become PORT BIN N TRIES: wait up to TRIES tenths of a second for BIN's ring to
+# have N nodes; 0 when it does.
+ring_nodes_become() {
+  for _ in $(seq 1 "$4"); do
+    [ "$(metric "$1" "ringtail_${2}_ring_nodes")" = "$3" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 for bin in router sampler; do
   exe="$RT_BUILD_DIR/ringtail-$bin"
   printf '%s\n' "$ring3" > "$tmp/ring.yaml"
@@ -97,11 +107,7 @@ EOC
   # A good edit takes effect without a restart.
   printf '%s\n  - {id: s4, endpoint: "127.0.0.5:4318"}\n' "$ring3" > "$tmp/ring.yaml"
   kill -HUP "$pid"
-  for _ in $(seq 1 50); do
-    [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 4 ] && break
-    sleep 0.1
-  done
-  [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 4 ] || fail "$bin: good ring edit not applied"
+  ring_nodes_become "$port" "$bin" 4 50 || fail "$bin: good ring edit not applied"
   [ "$(metric "$port" "ringtail_${bin}_ring_content_hash")" != "$hash3" ] || fail "$bin: hash unchanged"
 
   # The file is watched: an edit applies without any signal, also when the editor replaces
@@ -109,11 +115,7 @@ EOC
   printf '%s\n  - {id: s4, endpoint: "127.0.0.5:4318"}\n  - {id: s5, endpoint: "127.0.0.6:4318"}\n' \
     "$ring3" > "$tmp/ring.new"
   mv "$tmp/ring.new" "$tmp/ring.yaml"
-  for _ in $(seq 1 50); do
-    [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 5 ] && break
-    sleep 0.1
-  done
-  [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 5 ] || fail "$bin: watched ring edit not applied"
+  ring_nodes_become "$port" "$bin" 5 50 || fail "$bin: watched ring edit not applied"
   grep -q 'ring file changed on disk' "$tmp/$bin.log" || fail "$bin: no log line for the watched edit"
 
   # Another file of the same directory written all the time (a log, say) does not hold the
@@ -122,13 +124,11 @@ EOC
   busy=$!
   printf '%s\n' "$ring3" > "$tmp/ring.new"
   mv "$tmp/ring.new" "$tmp/ring.yaml"
-  for _ in $(seq 1 30); do
-    [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 3 ] && break
-    sleep 0.1
-  done
+  ok=0
+  ring_nodes_become "$port" "$bin" 3 30 || ok=1
   kill "$busy"
   wait "$busy" 2>/dev/null || true
-  [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 3 ] ||
+  [ "$ok" = 0 ] ||
     fail "$bin: ring edit not applied within 3 s while a neighbour file was being written"
 
   # A Kubernetes ConfigMap volume: ring.yaml is a link through "..data", a link to a timestamped
@@ -137,21 +137,13 @@ EOC
   printf '%s\n  - {id: s4, endpoint: "127.0.0.5:4318"}\n' "$ring3" > "$tmp/..v1/ring.yaml"
   ln -s ..v1 "$tmp/..data"
   ln -sf ..data/ring.yaml "$tmp/ring.new" && mv -T "$tmp/ring.new" "$tmp/ring.yaml"
-  for _ in $(seq 1 30); do
-    [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 4 ] && break
-    sleep 0.1
-  done
-  [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 4 ] || fail "$bin: ConfigMap-style ring not loaded"
+  ring_nodes_become "$port" "$bin" 4 30 || fail "$bin: ConfigMap-style ring not loaded"
   mkdir "$tmp/..v2"
   printf '%s\n  - {id: s4, endpoint: "127.0.0.5:4318"}\n  - {id: s5, endpoint: "127.0.0.6:4318"}\n' \
     "$ring3" > "$tmp/..v2/ring.yaml"
   ln -s ..v2 "$tmp/..data_tmp" && mv -T "$tmp/..data_tmp" "$tmp/..data"
   rm -rf "$tmp/..v1"
-  for _ in $(seq 1 30); do
-    [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 5 ] && break
-    sleep 0.1
-  done
-  [ "$(metric "$port" "ringtail_${bin}_ring_nodes")" = 5 ] || fail "$bin: ConfigMap update (..data swap) not applied"
+  ring_nodes_become "$port" "$bin" 5 30 || fail "$bin: ConfigMap update (..data swap) not applied"
   rm -rf "$tmp/..v2" "$tmp/..data" "$tmp/ring.yaml"
 
   # SIGTERM: clean exit.
