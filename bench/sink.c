@@ -5,6 +5,10 @@
  *   rt-bench-sink [--http HOST:PORT]... [--grpc HOST:PORT]... [--manifest FILE] [--report FILE]
  *                 [--expect-export-attr KEY] [--policy-attr KEY] [--idle S]
  *                 [--fail-if "recall.error<1,incomplete>0,..."] [--missing FILE]
+ *                 [--delay-ms MS]
+ *
+ * --delay-ms answers each request MS milliseconds after it arrived (its spans are counted at
+ * once): a backend that is slow but healthy, for back-pressure tests.
  *
  * It prints "http_port=N" / "grpc_port=N" on stderr for each listener once it is up, then runs
  * until SIGTERM / SIGINT, or until --idle seconds pass without data. It then reads the manifest
@@ -38,6 +42,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
@@ -114,6 +119,8 @@ typedef struct sink {
     const char *policy_attr;
     size_t policy_attr_len;
     double idle_s;
+    uint32_t delay_ms;            /* --delay-ms: answer this long after the request arrived */
+    struct delayed *delayed_head; /* answers waiting for their delay (answered at exit) */
 
     trace_rec *traces;
     size_t traces_cap, traces_n;
@@ -255,6 +262,31 @@ static void find_marks(const sink *s, const uint8_t *msg, size_t len, uint32_t f
     }
 }
 
+/* An answer held back by --delay-ms. */
+typedef struct delayed {
+    struct event ev;
+    sink *s;
+    struct delayed *prev, *next;
+    rt_otlp_call *call;
+    rt_otlp_result res;
+} delayed;
+
+static void delayed_answer(evutil_socket_t fd, short what, void *arg)
+{
+    delayed *d = arg;
+    if (d->prev) {
+        d->prev->next = d->next;
+    } else {
+        d->s->delayed_head = d->next;
+    }
+    if (d->next) {
+        d->next->prev = d->prev;
+    }
+    event_del(&d->ev);
+    rt_otlp_call_respond(d->call, &d->res);
+    free(d);
+}
+
 static void handler(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t span_count, void *arg)
 {
     sink *s = arg;
@@ -325,7 +357,23 @@ static void handler(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t sp
         RT_LOG_RL(RT_LOG_ERROR, "sink: walk failed on a validated request", "reason=\"%s\"",
                   it.err);
     }
-    rt_otlp_call_respond(call, &res);
+    if (s->delay_ms == 0) {
+        rt_otlp_call_respond(call, &res);
+        return;
+    }
+    delayed *d = rt_malloc(sizeof *d);
+    d->s = s;
+    d->call = call;
+    d->res = res;
+    d->prev = NULL;
+    d->next = s->delayed_head;
+    if (d->next) {
+        d->next->prev = d;
+    }
+    s->delayed_head = d;
+    struct timeval tv = {(time_t)(s->delay_ms / 1000), (suseconds_t)(s->delay_ms % 1000 * 1000)};
+    event_assign(&d->ev, s->base, -1, 0, delayed_answer, d);
+    event_add(&d->ev, &tv);
 }
 
 /* ---- the report ------------------------------------------------------------------------- */
@@ -778,11 +826,11 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: rt-bench-sink [--http HOST:PORT]... [--grpc HOST:PORT]... [--manifest FILE]\n"
-        "         [--report FILE] [--expect-export-attr KEY] [--policy-attr KEY]\n"
-        "         [--idle S] [--fail-if \"recall.error<1,incomplete>0,...\"] [--missing FILE]\n");
+    fprintf(f,
+            "usage: rt-bench-sink [--http HOST:PORT]... [--grpc HOST:PORT]... [--manifest FILE]\n"
+            "         [--report FILE] [--expect-export-attr KEY] [--policy-attr KEY]\n"
+            "         [--idle S] [--fail-if \"recall.error<1,incomplete>0,...\"] [--missing FILE]\n"
+            "         [--delay-ms MS]\n");
 }
 
 int main(int argc, char **argv)
@@ -809,6 +857,7 @@ int main(int argc, char **argv)
         O_IDLE,
         O_FAIL,
         O_MISSING,
+        O_DELAY,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -821,6 +870,7 @@ int main(int argc, char **argv)
         {"idle", required_argument, NULL, O_IDLE},
         {"missing", required_argument, NULL, O_MISSING},
         {"fail-if", required_argument, NULL, O_FAIL},
+        {"delay-ms", required_argument, NULL, O_DELAY},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -863,6 +913,16 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case O_DELAY: {
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || v > 60000) {
+                fprintf(stderr, "rt-bench-sink: --delay-ms: \"%s\" is not 0..60000\n", optarg);
+                return 2;
+            }
+            s.delay_ms = (uint32_t)v;
+            break;
+        }
         case O_FAIL: {
             int k = parse_asserts(optarg, asserts + n_asserts, MAX_ASSERT - (size_t)n_asserts);
             if (k < 0) {
@@ -958,6 +1018,9 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
 fail:
+    while (s.delayed_head) {
+        delayed_answer(-1, 0, s.delayed_head);
+    }
     for (size_t i = 0; i < s.n_http; i++) {
         rt_http_server_free(s.http[i]);
     }

@@ -58,6 +58,7 @@ typedef struct batch_cfg {
 
 typedef struct queue_cfg {
     uint64_t max_bytes;
+    bool backpressure;
 } queue_cfg;
 
 typedef struct retry_cfg {
@@ -223,6 +224,15 @@ static const rt_cfg_field queue_fields[] = {
      .help = "Bytes held for this exporter in the whole process (open batch, queued and in "
              "flight, split equally over the workers); beyond it traces are dropped "
              "(reason queue_full)."},
+    {.key = "backpressure",
+     .type = RT_CFG_BOOL,
+     .offset = offsetof(queue_cfg, backpressure),
+     .def = "true",
+     .help = "While the backend takes batches (no failed attempt since its last success), a "
+             "queue that fills slows the intake instead of dropping: from half the bound clients "
+             "get 429 / RESOURCE_EXHAUSTED with Retry-After, from three quarters traces that are "
+             "due wait, still buffered. A backend whose attempts fail is left out: its queue "
+             "fills and drops (queue_full), so one dead backend does not stop the intake."},
     {0},
 };
 
@@ -581,6 +591,8 @@ struct backend {
     size_t limit;            /* queue.max_bytes / n_workers */
     size_t last_batch_bytes; /* size of the last sealed batch (initial capacity of the next) */
     uint64_t retries_seen;   /* client retries already added to m_retries */
+    uint64_t fails_at_ok;    /* the client's failed attempts when a batch last succeeded */
+    bool failing;            /* an attempt failed since the last success (as last reported) */
     rt_buf line;             /* file exporters: the JSON line being written (reused) */
 
     rt_counter *m_exported;
@@ -662,6 +674,22 @@ static void sync_retries(backend *be)
         rt_counter_add(be->m_retries, r - be->retries_seen);
         be->retries_seen = r;
     }
+}
+
+/* Attempts of this backend's client that failed, for any reason but the client's own end. */
+static uint64_t client_failures(const backend *be)
+{
+    if (be->client == NULL) {
+        return 0;
+    }
+    const rt_otlp_client_stats *st = rt_otlp_client_stats_get(be->client);
+    uint64_t n = 0;
+    for (int i = RT_OTLP_CLIENT_FAIL_NONE + 1; i < RT_OTLP_CLIENT_FAIL_COUNT_; i++) {
+        if (i != RT_OTLP_CLIENT_FAIL_SHUTDOWN) {
+            n += st->failures[i];
+        }
+    }
+    return n;
 }
 
 /* File exporters: render the open batch as one OTLP/JSON line and append it with one write().
@@ -768,8 +796,10 @@ static void on_export_done(const rt_otlp_client_result *res, void *arg)
     case RT_OTLP_CLIENT_OK:
         rt_counter_inc(be->m_batches[OUT_OK]);
         rt_counter_add(be->m_exported, b->spans);
+        be->fails_at_ok = client_failures(be);
         break;
     case RT_OTLP_CLIENT_PARTIAL: {
+        be->fails_at_ok = client_failures(be);
         size_t rej = res->rejected_spans < 0 ? 0 : (size_t)res->rejected_spans;
         if (rej > b->spans) {
             rej = b->spans;
@@ -1089,6 +1119,42 @@ size_t rt_exporter_pending_spans(const rt_exporter *x)
         n += be->cur_spans + be->q_spans + be->inflight_spans;
     }
     return n;
+}
+
+rt_export_pressure rt_exporter_pressure(rt_exporter *x)
+{
+    rt_export_pressure p = RT_EXPORT_PRESSURE_NONE;
+    for (size_t i = 0; i < x->n; i++) {
+        backend *be = &x->backends[i];
+        if (!be->cfg->queue.backpressure || be->dead || be->limit == 0) {
+            continue;
+        }
+        bool failing = client_failures(be) > be->fails_at_ok;
+        if (failing != be->failing) {
+            be->failing = failing;
+            if (failing) {
+                RT_LOG_RL(RT_LOG_WARN,
+                          "exporter backend failing: its queue no longer slows the intake; kept "
+                          "spans are dropped (queue_full) once it is full",
+                          "exporter=%s held_bytes=%zu bound=%zu", be->cfg->name, be->held_bytes,
+                          be->limit);
+            } else {
+                RT_LOG_RL(RT_LOG_INFO, "exporter backend answering again: back-pressure on",
+                          "exporter=%s held_bytes=%zu bound=%zu", be->cfg->name, be->held_bytes,
+                          be->limit);
+            }
+        }
+        if (failing) {
+            continue;
+        }
+        if (be->held_bytes >= be->limit - be->limit / 4) {
+            return RT_EXPORT_PRESSURE_HOLD;
+        }
+        if (be->held_bytes >= be->limit / 2) {
+            p = RT_EXPORT_PRESSURE_THROTTLE;
+        }
+    }
+    return p;
 }
 
 static void on_drain_notify(evutil_socket_t fd, short what, void *arg)

@@ -15,7 +15,8 @@
  *       file: kept-traces.jsonl    # file: path, appended to, one ExportTraceServiceRequest
  *                                  # as OTLP/JSON per line
  *       batch: {max_spans: 8192, max_bytes: 4MiB, timeout: 200ms}
- *       queue: {max_bytes: 256MiB} # whole process; each worker gets an equal share
+ *       queue: {max_bytes: 256MiB, # whole process; each worker gets an equal share
+ *               backpressure: true} # slow the clients before the queue fills (below)
  *       retry: {initial_interval: 1s, max_interval: 30s, max_elapsed: 5m}
  * With no exporter configured the sampler writes kept traces to the file `default_file`
  * (see rt_exporters_cfg), so the tier runs out of the box.
@@ -24,6 +25,8 @@
  * (or file handle) and one batch per backend. Every backend gets every kept trace. Nothing
  * blocks the worker: when a backend's queue is full, or a batch fails for good (rejected, or
  * retries exhausted), its spans are counted as dropped with a reason and logged (rate-limited).
+ * A queue filling up while its backend answers is reported (rt_exporter_pressure) so the sampler
+ * slows its clients down before anything has to be dropped.
  *
  * Metrics (registered in `reg`, shared by every worker's exporter; prefix ringtail_sampler_):
  *   spans_exported_total{exporter}, spans_export_dropped_total{exporter,reason=queue_full|
@@ -87,6 +90,21 @@ rt_exporter *rt_exporter_new(struct event_base *base, const rt_exporters_cfg *cf
  * when it reaches max_spans or max_bytes, or batch.timeout after its first trace. Never blocks
  * and never fails: what cannot be queued is counted and logged. */
 void rt_exporter_submit(rt_exporter *x, const uint8_t *req, size_t len, size_t spans);
+
+/* Back-pressure (`queue.backpressure`, on by default): how full this worker's exporter is, judged
+ * by the backends that have it on and are taking batches - no attempt failed since a batch last
+ * succeeded (a backend that has not been tried yet counts as taking them). A failing backend is
+ * left out, so its queue fills and drops (queue_full) as without back-pressure; a flip either
+ * way is logged. THROTTLE from half of such a backend's bound held (open batch, queue and in
+ * flight): the intake should refuse new spans with 429 / RESOURCE_EXHAUSTED + Retry-After. HOLD
+ * from three quarters: due decisions should wait too (rt_tbuf_opts.hold), so what is already
+ * buffered cannot overflow the bound. Cheap: a few loads per backend. */
+typedef enum rt_export_pressure {
+    RT_EXPORT_PRESSURE_NONE = 0,
+    RT_EXPORT_PRESSURE_THROTTLE,
+    RT_EXPORT_PRESSURE_HOLD,
+} rt_export_pressure;
+rt_export_pressure rt_exporter_pressure(rt_exporter *x);
 
 /* Spans accepted but not yet exported or dropped, over all backends (for shutdown and tests). */
 size_t rt_exporter_pending_spans(const rt_exporter *x);

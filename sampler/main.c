@@ -86,8 +86,10 @@ typedef struct shard {
     rt_buf *foreign;          /* 16-byte ids of forwarded traces this sampler does not own */
     rt_peer_env_writer *penv; /* a peer envelope's trace states and decisions for that shard */
     bool *penv_used;
-    _Atomic bool full; /* block_on_overflow pressure, read by every worker */
-    _Atomic bool idle; /* nothing queued or in flight to peers (read by main) */
+    _Atomic bool full;          /* block_on_overflow pressure, read by every worker */
+    atomic_int export_pressure; /* rt_export_pressure of this worker's exporter, read by every
+                                 * worker (refreshed after ingest and at each tick) */
+    _Atomic bool idle;          /* nothing queued or in flight to peers (read by main) */
 } shard;
 
 struct sampler {
@@ -100,6 +102,7 @@ struct sampler {
     unsigned n;
     rt_counter *requests[3];
     rt_counter *throttled_spans;
+    rt_counter *backlog_spans; /* refused: an exporter's queue half full */
     rt_counter *forwarded_in;
     rt_counter *late_requests;
     char sampler_id[256]; /* node_id, or the host name: signed on every exported Resource */
@@ -140,6 +143,20 @@ static void part_free(part_out *p)
 
 /* ---- ingest ------------------------------------------------------------------------------- */
 
+/* Publish this worker's exporter pressure for every worker's intake; returns it. */
+static rt_export_pressure shard_pressure(shard *sh)
+{
+    rt_export_pressure p = rt_exporter_pressure(sh->exporter);
+    atomic_store_explicit(&sh->export_pressure, (int)p, memory_order_relaxed);
+    return p;
+}
+
+/* rt_tbuf_opts.hold: due decisions wait while the exporter's queue is three-quarters full. */
+static bool hold_cb(void *arg)
+{
+    return shard_pressure(arg) == RT_EXPORT_PRESSURE_HOLD;
+}
+
 /* Buffer a request here (a part made by on_request's split, or what a forward or hand-off could
  * not deliver). Returns the spans taken. */
 static long shard_ingest(shard *sh, const uint8_t *pb, size_t len)
@@ -150,6 +167,7 @@ static long shard_ingest(shard *sh, const uint8_t *pb, size_t len)
                   sh->index);
     }
     atomic_store_explicit(&sh->full, rt_tbuf_full(sh->tbuf), memory_order_relaxed);
+    shard_pressure(sh);
     return n;
 }
 
@@ -262,6 +280,89 @@ static void refuse_malformed(rt_otlp_call *call, const char *why)
     rt_otlp_call_respond(call, &res);
 }
 
+/* How long a trace whose spans were refused with back-pressure waits for them, from the
+ * refusal: twice the Retry-After we give, so a client that retries when told is in time. */
+#define REFUSED_WAIT_NS (2 * 1000000000ull)
+
+typedef struct postpone_task {
+    rt_buf ids; /* 16-byte trace ids */
+    uint64_t until_ns;
+} postpone_task;
+
+static void postpone_ids(shard *sh, const uint8_t *ids, size_t len, uint64_t until_ns)
+{
+    for (size_t i = 0; i + 16 <= len; i += 16) {
+        rt_tbuf_postpone(sh->tbuf, ids + i, until_ns);
+    }
+}
+
+static void postpone_run(rt_worker *w, void *arg)
+{
+    postpone_task *t = arg;
+    postpone_ids(&g_sampler.shards[rt_worker_index(w)], t->ids.data, t->ids.len, t->until_ns);
+    rt_buf_free(&t->ids);
+    free(t);
+}
+
+/* Answer 429 / RESOURCE_EXHAUSTED + Retry-After without taking anything, counting the request's
+ * spans in `counter`; the traces they belong to, where pending, wait for the client's retry
+ * (rt_tbuf_postpone in their shards) rather than be decided without them. Returns false when
+ * the request holds no span (nothing to hold back: the caller goes on) and true when it was
+ * answered (refused, or malformed). */
+static bool refuse_throttled(shard *me, rt_otlp_call *call, const uint8_t *pb, size_t len,
+                             rt_counter *counter, const char *why_not)
+{
+    sampler *s = me->s;
+    rt_otlp_scan it;
+    rt_otlp_span_view sv;
+    rt_otlp_scan_init_checked(&it, pb, len);
+    for (unsigned i = 0; i < s->n; i++) {
+        rt_buf_reset(&me->foreign[i]);
+    }
+    uint8_t last[16];
+    bool have = false;
+    size_t n = 0;
+    int rc;
+    while ((rc = rt_otlp_scan_next(&it, &sv)) == 1) {
+        n++;
+        if (sv.trace_id.len != 16 || (have && memcmp(last, sv.trace_id.p, 16) == 0)) {
+            continue;
+        }
+        memcpy(last, sv.trace_id.p, 16);
+        have = true;
+        rt_buf_append(&me->foreign[rt_tbuf_shard_of(last, 16, s->n)], last, 16);
+    }
+    if (rc < 0) {
+        refuse_malformed(call, it.err);
+        return true;
+    }
+    if (n == 0) {
+        return false;
+    }
+    rt_counter_add(counter, n);
+    uint64_t until = rt_clock_mono_ns() + REFUSED_WAIT_NS;
+    for (unsigned i = 0; i < s->n; i++) {
+        rt_buf *ids = &me->foreign[i];
+        if (ids->len == 0) {
+            continue;
+        }
+        if ((int)i == me->index) {
+            postpone_ids(me, ids->data, ids->len, until);
+            continue;
+        }
+        postpone_task *t = rt_malloc(sizeof *t);
+        t->ids = *ids;
+        t->until_ns = until;
+        rt_buf_init(ids);
+        rt_worker_post(s->shards[i].w, postpone_run, t);
+    }
+    rt_otlp_result res;
+    rt_otlp_result_set(&res, RT_OTLP_THROTTLED, "%s; retry later", why_not);
+    res.retry_after_s = 1;
+    rt_otlp_call_respond(call, &res);
+    return true;
+}
+
 /* rt_tbuf_ingest_if's question (arg: the view): does this trace stay here? (An id that is not 16
  * bytes stays: no ring places it.) */
 static bool owned_here(void *arg, const uint8_t *trace_id, size_t len)
@@ -357,25 +458,26 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
         rt_otlp_call_respond(call, &res);
         return;
     }
-    if (rt_sampler_ts(s->cfg)->block_on_overflow) {
-        for (unsigned i = 0; i < s->n; i++) {
-            if (atomic_load_explicit(&s->shards[i].full, memory_order_relaxed)) {
-                size_t n = 0;
-                if (rt_otlp_validate(pb, len, &n, why, sizeof why) != 0) {
-                    refuse_malformed(call, why);
-                    return;
-                }
-                if (n == 0) {
-                    break; /* nothing to hold back */
-                }
-                rt_counter_add(s->throttled_spans, n);
-                rt_otlp_result_set(&res, RT_OTLP_THROTTLED,
-                                   "trace buffer full (block_on_overflow); retry later");
-                res.retry_after_s = 1;
-                rt_otlp_call_respond(call, &res);
-                return;
-            }
-        }
+    /* Back-pressure before anything is taken: a worker's exporter falling behind a backend that
+     * answers (its queue half full), or, with block_on_overflow, a full buffer. Spans go to
+     * every worker's shard, so any worker's pressure refuses the request. */
+    shard_pressure(me);
+    bool buffer_full = false, backlog = false;
+    for (unsigned i = 0; i < s->n; i++) {
+        backlog |= atomic_load_explicit(&s->shards[i].export_pressure, memory_order_relaxed) !=
+                   RT_EXPORT_PRESSURE_NONE;
+        buffer_full |= rt_sampler_ts(s->cfg)->block_on_overflow &&
+                       atomic_load_explicit(&s->shards[i].full, memory_order_relaxed);
+    }
+    if (backlog &&
+        refuse_throttled(me, call, pb, len, s->backlog_spans,
+                         "the exporter is behind its backend (export queue half full)")) {
+        return;
+    }
+    if (!backlog && buffer_full &&
+        refuse_throttled(me, call, pb, len, s->throttled_spans,
+                         "trace buffer full (block_on_overflow)")) {
+        return;
     }
     const rt_peer_view *v = me->view;
     /* Spans from SDKs, collectors and routers may belong to another sampler; spans from a peer
@@ -532,7 +634,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     shard *sh = arg;
     uint64_t now = rt_clock_mono_ns();
-    rt_tbuf_tick(sh->tbuf, now);
+    rt_tbuf_tick(sh->tbuf, now); /* refreshes the exporter pressure (hold_cb) */
     rt_handoff_tick(sh->handoff, now);
     rt_peer_clients_reap(sh->clients);
     atomic_store_explicit(&sh->full, rt_tbuf_full(sh->tbuf), memory_order_relaxed);
@@ -592,6 +694,8 @@ static void shard_setup(rt_worker *w, void *arg)
         .decided_arg = sh,
         .defer = defer_cb,
         .defer_arg = sh,
+        .hold = hold_cb,
+        .hold_arg = sh,
     };
     sh->tbuf = rt_tbuf_new(&o, sh->engine, emit, sh, reg);
     rt_peer_clients_opts co = {
@@ -953,11 +1057,14 @@ static int setup(rt_daemon *d, void *cfgp)
                                             "OTLP export requests received, by protocol.",
                                             "protocol", proto[i], NULL);
     }
-    s->throttled_spans = rt_metrics_counter(
-        reg, "ringtail_sampler_spans_refused_total",
-        "Spans refused with back-pressure (429 / RESOURCE_EXHAUSTED) because the buffer was "
-        "full and block_on_overflow is on; the client retries them.",
-        "reason", "buffer_full", NULL);
+    static const char refused_help[] =
+        "Spans refused with back-pressure (429 / RESOURCE_EXHAUSTED + Retry-After; the client "
+        "retries them), by reason: export_backlog (an exporter's queue half full while its "
+        "backend answers), buffer_full (the trace buffer full, with block_on_overflow on).";
+    s->throttled_spans = rt_metrics_counter(reg, "ringtail_sampler_spans_refused_total",
+                                            refused_help, "reason", "buffer_full", NULL);
+    s->backlog_spans = rt_metrics_counter(reg, "ringtail_sampler_spans_refused_total", refused_help,
+                                          "reason", "export_backlog", NULL);
     s->forwarded_in = rt_metrics_counter(
         reg, "ringtail_sampler_spans_forwarded_total",
         "Spans of traces another sampler owns, forwarded to it (sent: acknowledged by the "

@@ -70,8 +70,14 @@ void rt_twheel_reschedule(rt_twheel *w, rt_twheel_entry *e, uint64_t due_ns)
 
 rt_twheel_entry *rt_twheel_expire(rt_twheel *w, uint64_t now_ns)
 {
+    return rt_twheel_expire_max(w, now_ns, SIZE_MAX);
+}
+
+rt_twheel_entry *rt_twheel_expire_max(rt_twheel *w, uint64_t now_ns, size_t max)
+{
     uint64_t now_tick = now_ns / w->tick_ns;
     rt_twheel_entry *out = NULL;
+    size_t taken = 0;
     if (w->count == 0) {
         if (now_tick > w->cur_tick) {
             w->cur_tick = now_tick;
@@ -79,7 +85,8 @@ rt_twheel_entry *rt_twheel_expire(rt_twheel *w, uint64_t now_ns)
         return NULL;
     }
     /* Scan the ticks cur_tick..now_tick, at most one whole turn. The slot of now_tick is scanned
-     * again next time (entries due later within that tick stay there), so cur_tick = now_tick. */
+     * again next time (entries due later within that tick stay there), so cur_tick = now_tick.
+     * Stopped by `max`, the scan resumes next time at the slot it stopped in. */
     uint64_t span = now_tick >= w->cur_tick ? now_tick - w->cur_tick + 1 : 1;
     if (span > w->nslots) {
         span = w->nslots;
@@ -90,12 +97,17 @@ rt_twheel_entry *rt_twheel_expire(rt_twheel *w, uint64_t now_ns)
         while (e != head) {
             rt_twheel_entry *nx = e->next;
             if (e->due_ns <= now_ns) {
+                if (taken == max) {
+                    w->cur_tick += k;
+                    return out;
+                }
                 e->prev->next = e->next;
                 e->next->prev = e->prev;
                 e->prev = NULL;
                 e->next = out;
                 out = e;
                 w->count--;
+                taken++;
             }
             e = nx;
         }

@@ -63,5 +63,9 @@ static inline size_t rt_twheel_count(const rt_twheel *w)
  * in the wheel). The caller may free the entries' objects while walking the list if it reads
  * `next` first. */
 rt_twheel_entry *rt_twheel_expire(rt_twheel *w, uint64_t now_ns);
+/* rt_twheel_expire that unlinks at most `max` entries: the others stay in the wheel and the next
+ * call goes on where this one stopped (so a caller that can only take so much at once pays for
+ * what it takes, not for the whole backlog). */
+rt_twheel_entry *rt_twheel_expire_max(rt_twheel *w, uint64_t now_ns, size_t max);
 
 #endif

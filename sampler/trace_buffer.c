@@ -89,10 +89,11 @@ typedef struct trace {
     uint32_t (*pairs_heap)[2];
     uint32_t n_pairs, pairs_cap;
     void *pstate;
-    uint64_t root_ns; /* arrival of the first root span (valid when sum.root_seen) */
-    uint64_t cost;    /* bytes charged for this trace */
-    uint8_t cause;    /* rt_tbuf_cause of the scheduled timer */
-    uint8_t held;     /* decided, and held by the reservoir until its window ends */
+    uint64_t root_ns;       /* arrival of the first root span (valid when sum.root_seen) */
+    uint64_t wait_until_ns; /* not due by its timer before this (rt_tbuf_postpone); 0 = none */
+    uint64_t cost;          /* bytes charged for this trace */
+    uint8_t cause;          /* rt_tbuf_cause of the scheduled timer */
+    uint8_t held;           /* decided, and held by the reservoir until its window ends */
 } trace;
 
 /* The Resource / scope block the ingest call is currently under, interned on first use. */
@@ -124,6 +125,8 @@ typedef struct tbuf_metrics {
     rt_gauge *traces_pending, *spans_buffered, *bytes_buffered, *held;
     rt_counter *decisions[3][RT_TBUF_CAUSE_COUNT_];
     rt_counter *early[EARLY_COUNT_];
+    rt_counter *holds;
+    rt_counter *postponed;
     rt_counter *late_sampled, *late_not_sampled;
     rt_counter *duplicates;
     rt_counter *discarded[DISC_COUNT_];
@@ -696,6 +699,17 @@ static void metrics_init(rt_tbuf *b, rt_metrics_registry *reg)
             "(reservoir_bytes: a held trace given up, as not sampled, for bytes).",
             "reason", early_names[i], NULL);
     }
+    m->holds = rt_metrics_counter(
+        reg, "ringtail_sampler_decision_holds_total",
+        "Decision ticks (10 ms) held back because the exporter could not take more kept traces "
+        "(back-pressure: its queue three-quarters full for a backend that answers); traces due "
+        "meanwhile wait, still buffered.",
+        NULL);
+    m->postponed = rt_metrics_counter(
+        reg, "ringtail_sampler_decisions_postponed_total",
+        "Pending traces whose decision was put off because some of their spans were refused with "
+        "back-pressure: they wait for the client's retry instead of being decided without them.",
+        NULL);
     const char *late_help = "Spans arriving after their trace was decided, by the cached "
                             "decision they followed (a trace no longer in either cache cannot be "
                             "told from a new one and is counted in traces_received_total).";
@@ -742,7 +756,7 @@ static void sync_gauges(rt_tbuf *b)
 /* ---- trace lifecycle ---------------------------------------------------------------------- */
 
 /* Put the trace's timer at min(first + decision_wait - or root + wait_after_root once the root
- * arrived -, first + max_age). */
+ * arrived -, or later when postponed, first + max_age). */
 static void schedule(rt_tbuf *b, trace *t)
 {
     uint64_t first = t->sum.first_arrival_ns;
@@ -751,6 +765,9 @@ static void schedule(rt_tbuf *b, trace *t)
     if (t->sum.root_seen && b->o.wait_after_root_ns) {
         due = t->root_ns + b->o.wait_after_root_ns;
         cause = RT_TBUF_CAUSE_ROOT;
+    }
+    if (t->wait_until_ns > due) {
+        due = t->wait_until_ns;
     }
     if (b->o.max_age_ns && first + b->o.max_age_ns < due) {
         due = first + b->o.max_age_ns;
@@ -1677,19 +1694,37 @@ long rt_tbuf_ingest_if(rt_tbuf *b, const uint8_t *req, size_t len, uint64_t now_
     return ingest(b, req, len, true, now_ns, &acc, err, errlen);
 }
 
+/* Due traces are taken from the wheel this many at a time while a hold hook is set, so a tick
+ * that has to stop puts back at most this many (the rest of a backlog stays in the wheel). */
+#define TICK_CHUNK 64
+
 void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns)
 {
     reservoir_roll(b, now_ns);
-    rt_twheel_entry *e = rt_twheel_expire(&b->wheel, now_ns);
-    while (e) {
-        rt_twheel_entry *next = e->next;
-        trace *t = (trace *)((char *)e - offsetof(trace, timer));
-        if (b->o.defer != NULL && b->o.defer(b->o.defer_arg, t->sum.trace_id)) {
-            rt_twheel_add(&b->wheel, &t->timer, now_ns + RT_TBUF_DEFER_NS);
-        } else {
-            decide(b, t, (rt_tbuf_cause)t->cause, now_ns);
+    bool (*hold)(void *) = b->o.hold;
+    bool held = hold != NULL && hold(b->o.hold_arg);
+    while (!held) {
+        rt_twheel_entry *e =
+            rt_twheel_expire_max(&b->wheel, now_ns, hold != NULL ? TICK_CHUNK : SIZE_MAX);
+        if (e == NULL) {
+            break;
         }
-        e = next;
+        while (e) {
+            rt_twheel_entry *next = e->next;
+            trace *t = (trace *)((char *)e - offsetof(trace, timer));
+            if (held) {
+                rt_twheel_add(&b->wheel, &t->timer, t->timer.due_ns); /* still due: next tick */
+            } else if (b->o.defer != NULL && b->o.defer(b->o.defer_arg, t->sum.trace_id)) {
+                rt_twheel_add(&b->wheel, &t->timer, now_ns + RT_TBUF_DEFER_NS);
+            } else {
+                decide(b, t, (rt_tbuf_cause)t->cause, now_ns);
+                held = hold != NULL && hold(b->o.hold_arg);
+            }
+            e = next;
+        }
+    }
+    if (held) {
+        rt_counter_inc(b->m.holds);
     }
     sync_gauges(b);
 }
@@ -1830,6 +1865,21 @@ void rt_tbuf_adopt(rt_tbuf *b, const rt_tbuf_trace_state *st, uint64_t now_ns)
     schedule(b, t);
     if (st->held && t->timer.due_ns > now_ns) {
         rt_twheel_reschedule(&b->wheel, &t->timer, now_ns);
+    }
+}
+
+void rt_tbuf_postpone(rt_tbuf *b, const uint8_t trace_id[16], uint64_t until_ns)
+{
+    trace *t = table_find(b, trace_id);
+    if (t == NULL || t->held || until_ns <= t->wait_until_ns) {
+        return;
+    }
+    bool first = t->wait_until_ns == 0;
+    t->wait_until_ns = until_ns;
+    uint64_t before = t->timer.due_ns;
+    schedule(b, t);
+    if (first && t->timer.due_ns > before) {
+        rt_counter_inc(b->m.postponed);
     }
 }
 

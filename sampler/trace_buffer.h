@@ -75,7 +75,8 @@
  * spans_buffered, bytes_buffered, reservoir_held_traces, decisions_total{decision,cause} (cause
  * reservoir: the final outcome of a held trace; cause peer: a decision another sampler made and
  * sent here), early_decisions_total{reason=traces|bytes|reservoir_bytes},
- * late_spans_total{cached=sampled|not_sampled|none}, duplicate_spans_total,
+ * late_spans_total{cached=sampled|not_sampled|none}, duplicate_spans_total, decision_holds_total,
+ * decisions_postponed_total,
  * spans_discarded_total{reason=not_sampled|dropped_by_policy|late_not_sampled|duplicate|
  * trace_too_large|shutdown}, decision_latency_seconds (histogram, first span to decision).
  *
@@ -150,6 +151,14 @@ typedef struct rt_tbuf_opts {
      * returning true for a trace it cannot take. */
     bool (*defer)(void *arg, const uint8_t trace_id[16]);
     void *defer_arg;
+    /* Optional: asked at each tick before due traces are decided, and after each decision. While
+     * it returns true the tick stops: traces that are due wait, still pending and still taking
+     * spans, and are decided at a later tick once it returns false (back-pressure: the exporter
+     * cannot take kept traces now). A backlog costs a tick at most TICK_CHUNK (64) entries put
+     * back. Decisions that ingest forces (max_traces, max_bytes), peer decisions, reservoir
+     * windows and rt_tbuf_decide_all do not ask. Counted: decision_holds_total (ticks). */
+    bool (*hold)(void *arg);
+    void *hold_arg;
 } rt_tbuf_opts;
 
 /* A kept trace, or a late span of a kept trace: `req` holds a complete
@@ -245,6 +254,12 @@ size_t rt_tbuf_extract(rt_tbuf *b, const uint8_t trace_id[16], rt_buf *out,
  * followed a cached decision). The trace keeps its place in the oldest-first order of early
  * decisions, which is arrival order here. */
 void rt_tbuf_adopt(rt_tbuf *b, const rt_tbuf_trace_state *st, uint64_t now_ns);
+
+/* Some spans of `trace_id` were refused with back-pressure (429 + Retry-After) and the client is
+ * sending them again: if the trace is pending here, its timer does not decide it before
+ * `until_ns` (still capped by max_age), so the decision sees them. Later calls only move it
+ * further. Counted once per trace: decisions_postponed_total. */
+void rt_tbuf_postpone(rt_tbuf *b, const uint8_t trace_id[16], uint64_t until_ns);
 
 /* Call fn for the id of every pending trace (oldest first), then every held one. fn must not
  * change the buffer. */

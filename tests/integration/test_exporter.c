@@ -1,6 +1,7 @@
 /* test_exporter.c - the sampler's exporter against real OTLP/HTTP and OTLP/gRPC servers on
  * loopback (on the test's own event loop): retries after 503 + Retry-After deliver every span
- * exactly once, a dead backend's spans are all accounted for as queue_full or gave_up, a drain
+ * exactly once, a dead backend's spans are all accounted for as queue_full or gave_up, the
+ * back-pressure level follows an answering backend's queue and leaves a failing one out, a drain
  * deadline drops the rest as shutdown, two backends each get everything, gzip over both
  * transports, the OTLP/JSON file exporter (two workers appending to one file, and the default
  * file), and the `exporters:` config (a good file, each error kind with its line, --help-config).
@@ -439,6 +440,99 @@ static void test_down_backend_spans_are_queue_full_or_gave_up_and_all_accounted(
     rt_exporters_cfg_free(&cfg.exporters);
     free(yaml);
     rt_buf_free(&one);
+    rt_metrics_registry_free(reg);
+    event_base_free(base);
+}
+
+/* Run the loop (bounded: 10 s) until the exporter's pressure is `want`. */
+static void run_until_pressure(struct event_base *base, rt_exporter *x, rt_export_pressure want)
+{
+    uint64_t until = rt_clock_mono_ns() + 10 * S_NS;
+    while (rt_exporter_pressure(x) != want && rt_clock_mono_ns() < until) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    assert_int_equal(rt_exporter_pressure(x), want);
+}
+
+/* Back-pressure: an answering backend's pressure follows what it holds - none below half the
+ * bound, THROTTLE from half, HOLD from three quarters - and falls back once it is delivered; a
+ * backend whose attempts fail is left out however full (its queue drops as before), and so is
+ * one with queue.backpressure off. */
+static void test_pressure_follows_an_answering_backend_and_ignores_a_failing_one(void **state)
+{
+    struct event_base *base = event_base_new();
+    rt_metrics_registry *reg = rt_metrics_registry_new();
+    rt_buf one = RT_BUF_INIT;
+    make_trace(9, 20, &one); /* one batch per submit */
+    size_t L = one.len;
+    sink s = {0};
+    sink_start(base, &s, false);
+    /* Bound: 8 traces for `up` (one worker) and for `down`; `off` has back-pressure off. */
+    char *yaml = rt_sprintf("exporters:\n"
+                            "  - name: up\n"
+                            "    type: otlp_http\n"
+                            "    endpoint: %s\n"
+                            "    compression: none\n"
+                            "    batch: {max_spans: 20}\n"
+                            "    queue: {max_bytes: %zu}\n",
+                            s.endpoint, 8 * L);
+    test_cfg cfg;
+    load_ok(yaml, &cfg);
+    char err[256];
+    rt_exporter *x = rt_exporter_new(base, &cfg.exporters, NULL, 1, reg, err, sizeof err);
+    assert_non_null(x);
+    assert_int_equal(rt_exporter_pressure(x), RT_EXPORT_PRESSURE_NONE);
+    for (int i = 0; i < 3; i++) {
+        rt_exporter_submit(x, one.data, one.len, 20);
+    }
+    assert_int_equal(rt_exporter_pressure(x), RT_EXPORT_PRESSURE_NONE); /* 3/8 */
+    rt_exporter_submit(x, one.data, one.len, 20);
+    assert_int_equal(rt_exporter_pressure(x), RT_EXPORT_PRESSURE_THROTTLE); /* 4/8 */
+    rt_exporter_submit(x, one.data, one.len, 20);
+    assert_int_equal(rt_exporter_pressure(x), RT_EXPORT_PRESSURE_THROTTLE); /* 5/8 */
+    rt_exporter_submit(x, one.data, one.len, 20);
+    assert_int_equal(rt_exporter_pressure(x), RT_EXPORT_PRESSURE_HOLD); /* 6/8 */
+    drain_and_wait(base, x, 10);
+    assert_int_equal(rt_exporter_pressure(x), RT_EXPORT_PRESSURE_NONE);
+    assert_int_equal(exported(reg, "up"), 6 * 20);
+    assert_int_equal(all_dropped(reg, "up"), 0);
+    rt_exporter_free(x);
+    rt_exporters_cfg_free(&cfg.exporters);
+    free(yaml);
+
+    yaml = rt_sprintf("exporters:\n"
+                      "  - name: down\n"
+                      "    type: otlp_http\n"
+                      "    endpoint: 127.0.0.1:%u\n"
+                      "    batch: {max_spans: 20}\n"
+                      "    queue: {max_bytes: %zu}\n"
+                      "    retry: {initial_interval: 20ms, max_interval: 50ms, max_elapsed: 1m}\n"
+                      "  - name: off\n"
+                      "    type: otlp_http\n"
+                      "    endpoint: %s\n"
+                      "    batch: {max_spans: 20}\n"
+                      "    queue: {max_bytes: %zu, backpressure: false}\n",
+                      dead_port(), 8 * L, s.endpoint, 8 * L);
+    load_ok(yaml, &cfg);
+    x = rt_exporter_new(base, &cfg.exporters, NULL, 1, reg, err, sizeof err);
+    assert_non_null(x);
+    for (int i = 0; i < 7; i++) {
+        rt_exporter_submit(x, one.data, one.len, 20);
+    }
+    /* not tried yet: `down` counts as answering */
+    assert_int_equal(rt_exporter_pressure(x), RT_EXPORT_PRESSURE_HOLD);
+    run_until_pressure(base, x, RT_EXPORT_PRESSURE_NONE); /* its first attempts failed */
+    assert_int_equal(exported(reg, "down"), 0);
+    rt_exporter_submit(x, one.data, one.len, 20);
+    rt_exporter_submit(x, one.data, one.len, 20); /* the ninth passes the bound */
+    assert_int_equal(dropped(reg, "down", "queue_full"), 20);
+    assert_int_equal(rt_exporter_pressure(x), RT_EXPORT_PRESSURE_NONE);
+    rt_exporter_free(x);
+    rt_exporters_cfg_free(&cfg.exporters);
+    free(yaml);
+    rt_buf_free(&one);
+    sink_stop(&s);
     rt_metrics_registry_free(reg);
     event_base_free(base);
 }
@@ -1030,6 +1124,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_503_with_retry_after_twice_then_ok_delivers_every_span_once),
         cmocka_unit_test(test_down_backend_spans_are_queue_full_or_gave_up_and_all_accounted),
+        cmocka_unit_test(test_pressure_follows_an_answering_backend_and_ignores_a_failing_one),
         cmocka_unit_test(test_drain_deadline_drops_what_is_left_as_shutdown),
         cmocka_unit_test(test_free_counts_open_and_queued_spans_as_shutdown),
         cmocka_unit_test(test_two_http_backends_both_get_everything),

@@ -1,6 +1,7 @@
 /* test_timer_wheel.c - the hashed timing wheel: entries fire at the first scan at or after their
  * due time (never before), cancel and reschedule work, due times beyond one turn of the wheel and
- * in the past are handled, and 10^5 entries all fire at the right scan. */
+ * in the past are handled, and 10^5 entries all fire at the right scan; a bounded expiry takes at
+ * most its limit, loses nothing and never fires early, also after a gap of several turns. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -144,6 +145,55 @@ static void test_1e5_entries_fire_at_first_scan_after_due(void **state)
     rt_twheel_free(&w);
 }
 
+/* A backlog taken `max` at a time: each call takes at most `max`, only due entries, and after
+ * enough calls every due entry was taken exactly once; entries not due stay, and fire later. The
+ * backlog spans a gap of five turns of the wheel (a caller that stopped scanning for a while). */
+static void test_expire_max_takes_at_most_max_and_loses_nothing(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    rt_twheel w;
+    rt_twheel_init(&w, 10 * MS, 640 * MS); /* 66 ticks -> 128 slots */
+    item *it = rt_calloc(N, sizeof *it);
+    uint64_t t0 = 1000 * MS;
+    assert_int_equal(rt_twheel_expire(&w, t0), NULL);
+    for (int i = 0; i < N; i++) {
+        /* half due within the gap, spread over five turns; half due long after it */
+        uint64_t due = i % 2 ? t0 + (uint64_t)i * 2 * MS : t0 + 100000 * MS + (uint64_t)i * MS;
+        rt_twheel_add(&w, &it[i].e, due);
+    }
+    uint64_t now = t0 + 6400 * MS; /* 640 ticks later: five turns */
+    size_t taken = 0;
+    for (int call = 0; call < 1000; call++) {
+        size_t n = 0;
+        for (rt_twheel_entry *e = rt_twheel_expire_max(&w, now, 7); e;) {
+            rt_twheel_entry *next = e->next;
+            item *x = (item *)e;
+            assert_true(e->due_ns <= now);
+            x->fired++;
+            n++;
+            e = next;
+        }
+        assert_true(n <= 7);
+        taken += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    assert_int_equal(taken, N / 2);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(it[i].fired, i % 2);
+    }
+    assert_int_equal(rt_twheel_count(&w), N / 2);
+    /* the rest fire when due, through the plain expiry */
+    assert_int_equal(fire(&w, t0 + 100000 * MS + N * MS), N / 2);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(it[i].fired, 1);
+    }
+    rt_twheel_free(&w);
+    free(it);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_cancel_and_reschedule),
         cmocka_unit_test(test_far_future_and_past_due),
         cmocka_unit_test(test_1e5_entries_fire_at_first_scan_after_due),
+        cmocka_unit_test(test_expire_max_takes_at_most_max_and_loses_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * overflow (oldest first, nothing lost), late spans following cached decisions, duplicate
  * suppression before and after the decision, the content of emitted requests (decoded with
  * protobuf-c), policy reload re-observing buffered spans, max_trace_bytes, 10^5 pending traces,
- * and the memory target (buffered bytes vs wire bytes). */
+ * the hold hook (due traces wait for the exporter), postponed decisions, and the memory target
+ * (buffered bytes vs wire bytes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1638,6 +1639,115 @@ static void test_defer_hook_puts_a_due_decision_off(void **state)
     fx_free(f);
 }
 
+/* The hold hook: holding while the fixture has emitted `hold_after` traces or more. */
+typedef struct hold_ctx {
+    fx *f;
+    size_t hold_after;
+    int calls;
+} hold_ctx;
+
+static bool hold_after_n(void *arg)
+{
+    hold_ctx *h = arg;
+    h->calls++;
+    return h->f->n_out >= h->hold_after;
+}
+
+/* While the hold hook says so, due traces wait - still pending, still taking spans, decided
+ * nowhere else - and a tick stops as soon as it says so, mid-backlog; once it lets go they are
+ * all decided, each once, with the spans that came meanwhile, and nothing is lost. */
+static void test_hold_hook_makes_due_traces_wait(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    hold_ctx h = {0};
+    o.hold = hold_after_n;
+    o.hold_arg = &h;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    h.f = f;
+    h.hold_after = 0; /* hold from the start */
+    for (uint32_t t = 1; t <= N; t++) {
+        sp s[] = {{.trace = t, .span = 1}};
+        ingest(f, s, 1);
+    }
+    tick(f, T0 + 5 * SEC);
+    assert_int_equal(f->n_out, 0);
+    assert_int_equal(pending(f), N);
+    assert_int_equal(ctr(f, "ringtail_sampler_decision_holds_total", NULL, NULL, NULL, NULL), 1);
+    /* a late span joins its waiting trace (not emitted alone) */
+    f->now = T0 + 6 * SEC;
+    sp late[] = {{.trace = 7, .span = 2, .parent = 1}};
+    ingest(f, late, 1);
+    assert_int_equal(f->n_out, 0);
+    /* let 100 through: the tick stops right there */
+    h.hold_after = 100;
+    tick(f, T0 + 7 * SEC);
+    assert_int_equal(f->n_out, 100);
+    assert_int_equal(pending(f), N - 100);
+    /* then the rest, in a tick that can take them all */
+    h.hold_after = SIZE_MAX;
+    tick(f, T0 + 7 * SEC + 10 * MS);
+    assert_int_equal(f->n_out, N);
+    assert_int_equal(pending(f), 0);
+    bool seen[N + 1] = {false};
+    size_t spans = 0;
+    for (size_t i = 0; i < f->n_out; i++) {
+        size_t n;
+        uint32_t t = check_emitted(f, i, "everything", &n);
+        assert_true(t >= 1 && t <= N);
+        assert_false(seen[t]);
+        seen[t] = true;
+        assert_int_equal(n, t == 7 ? 2 : 1);
+        spans += n;
+    }
+    assert_int_equal(spans, N + 1);
+    assert_conservation(f);
+    fx_free(f);
+}
+
+/* A postponed trace is not decided by its timer before the time given, even when a later span
+ * (its root) reschedules it; max_age still caps it; an unknown trace is ignored. */
+static void test_postpone_puts_the_decision_after_the_refused_spans(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 1 * SEC;
+    o.max_age_ns = 4 * SEC;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    sp a[] = {{.trace = 1, .span = 2, .parent = 1}, {.trace = 2, .span = 2, .parent = 1}};
+    ingest(f, a, 2);
+    uint8_t id[16];
+    trace_id_for(1, id);
+    rt_tbuf_postpone(f->b, id, T0 + 3 * SEC);
+    rt_tbuf_postpone(f->b, id, T0 + 2 * SEC); /* earlier: no effect */
+    trace_id_for(2, id);
+    rt_tbuf_postpone(f->b, id, T0 + 9 * SEC); /* past max_age: capped at T0 + 4 s */
+    trace_id_for(77, id);
+    rt_tbuf_postpone(f->b, id, T0 + 9 * SEC); /* not here */
+    assert_int_equal(ctr(f, "ringtail_sampler_decisions_postponed_total", NULL, NULL, NULL, NULL),
+                     2);
+    f->now = T0 + 500 * MS;
+    sp root[] = {{.trace = 1, .span = 1}};
+    ingest(f, root, 1);
+    tick(f, T0 + 1500 * MS);
+    assert_int_equal(f->n_out, 0);
+    assert_int_equal(pending(f), 2);
+    tick(f, T0 + 3 * SEC);
+    assert_int_equal(f->n_out, 1);
+    size_t n;
+    assert_int_equal(check_emitted(f, 0, "everything", &n), 1);
+    assert_int_equal(n, 2);
+    tick(f, T0 + 4 * SEC - 10 * MS);
+    assert_int_equal(f->n_out, 1);
+    tick(f, T0 + 4 * SEC);
+    assert_int_equal(f->n_out, 2);
+    assert_int_equal(decisions(f, "sampled", "max_age"), 1);
+    assert_conservation(f);
+    fx_free(f);
+}
+
 static bool accept_not_trace_2(void *arg, const uint8_t *id, size_t len)
 {
     int *calls = arg;
@@ -1707,6 +1817,8 @@ int main(void)
         cmocka_unit_test(test_extracting_a_held_trace_leaves_the_reservoir),
         cmocka_unit_test(test_decisions_are_read_reported_and_applied),
         cmocka_unit_test(test_defer_hook_puts_a_due_decision_off),
+        cmocka_unit_test(test_hold_hook_makes_due_traces_wait),
+        cmocka_unit_test(test_postpone_puts_the_decision_after_the_refused_spans),
         cmocka_unit_test(test_ingest_if_takes_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
