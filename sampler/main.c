@@ -86,10 +86,13 @@ typedef struct shard {
     rt_buf *foreign;          /* 16-byte ids of forwarded traces this sampler does not own */
     rt_peer_env_writer *penv; /* a peer envelope's trace states and decisions for that shard */
     bool *penv_used;
-    _Atomic bool full;          /* block_on_overflow pressure, read by every worker */
-    atomic_int export_pressure; /* rt_export_pressure of this worker's exporter, read by every
-                                 * worker (refreshed after ingest and at each tick) */
-    _Atomic bool idle;          /* nothing queued or in flight to peers (read by main) */
+    _Atomic bool full;              /* block_on_overflow pressure, read by every worker */
+    atomic_int export_pressure;     /* rt_export_pressure of this worker's exporter, read by every
+                                     * worker (refreshed after ingest and at each tick) */
+    _Atomic bool idle;              /* nothing queued or in flight to peers (read by main) */
+    struct event *drain_step;       /* shutdown: decides what is pending as the exporter allows */
+    uint64_t drain_started_ns;      /* when this shard began to drain */
+    uint64_t drain_decide_until_ns; /* after this, what is still pending is decided at once */
 } shard;
 
 struct sampler {
@@ -753,6 +756,10 @@ static void shard_teardown(rt_worker *w, void *arg)
         event_free(sh->tick);
         sh->tick = NULL;
     }
+    if (sh->drain_step) {
+        event_free(sh->drain_step);
+        sh->drain_step = NULL;
+    }
     /* The clients first: ending their sends lets the relay and the hand-off keep what they
      * carried, in the buffer, which is decided below. */
     rt_peer_clients_free(sh->clients);
@@ -939,17 +946,40 @@ static void shard_drained(void *arg)
     }
 }
 
+/* Decide what is still pending without overrunning the exporter: as much as it takes each tick
+ * (the hold hook), until nothing is pending or half the shutdown timeout has passed (then the
+ * rest at once: what the queue cannot take is dropped, counted); then flush the exporter. */
+static void drain_decide_step(evutil_socket_t fd, short what, void *arg)
+{
+    shard *sh = arg;
+    sampler *s = sh->s;
+    uint64_t now = rt_clock_mono_ns();
+    bool patient = now < sh->drain_decide_until_ns;
+    if (!rt_tbuf_decide_pending(sh->tbuf, now, patient)) {
+        struct timeval tv = {0, TICK_MS * 1000};
+        evtimer_add(sh->drain_step, &tv);
+        return;
+    }
+    rt_exporter_drain(sh->exporter, sh->drain_started_ns + s->cfg->shutdown_timeout_ns,
+                      shard_drained, sh);
+}
+
 static void shard_drain(rt_worker *w, void *arg)
 {
     sampler *s = &g_sampler;
     shard *sh = &s->shards[rt_worker_index(w)];
     uint64_t now = rt_clock_mono_ns();
+    sh->drain_started_ns = now;
+    sh->drain_decide_until_ns = now + s->cfg->shutdown_timeout_ns / 2;
     if (rt_sampler_ts(s->cfg)->drop_pending_traces_on_shutdown) {
         rt_tbuf_discard_all(sh->tbuf);
-    } else {
-        rt_tbuf_decide_all(sh->tbuf, now);
+        rt_exporter_drain(sh->exporter, now + s->cfg->shutdown_timeout_ns, shard_drained, sh);
+        return;
     }
-    rt_exporter_drain(sh->exporter, now + s->cfg->shutdown_timeout_ns, shard_drained, sh);
+    if (sh->drain_step == NULL) {
+        sh->drain_step = evtimer_new(rt_worker_base(w), drain_decide_step, sh);
+    }
+    drain_decide_step(-1, 0, sh);
 }
 
 static void decide_and_flush(sampler *s)

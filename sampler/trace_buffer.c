@@ -1752,14 +1752,25 @@ void rt_tbuf_discard_all(rt_tbuf *b)
     sync_gauges(b);
 }
 
-void rt_tbuf_decide_all(rt_tbuf *b, uint64_t now_ns)
+bool rt_tbuf_decide_pending(rt_tbuf *b, uint64_t now_ns, bool ask_hold)
 {
     reservoir_roll(b, now_ns);
+    bool (*hold)(void *) = ask_hold ? b->o.hold : NULL;
     while (b->oldest) {
+        if (hold != NULL && hold(b->o.hold_arg)) {
+            sync_gauges(b);
+            return false;
+        }
         decide(b, b->oldest, RT_TBUF_CAUSE_SHUTDOWN, now_ns);
     }
     reservoir_flush(b, now_ns); /* the partial window: count seen / held so far */
     sync_gauges(b);
+    return true;
+}
+
+void rt_tbuf_decide_all(rt_tbuf *b, uint64_t now_ns)
+{
+    rt_tbuf_decide_pending(b, now_ns, false);
 }
 
 void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)

@@ -209,6 +209,11 @@ void rt_tbuf_tick(rt_tbuf *b, uint64_t now_ns);
 /* Decide every pending trace now (cause SHUTDOWN), then flush the reservoir's held traces
  * (count seen / held for the partial window). */
 void rt_tbuf_decide_all(rt_tbuf *b, uint64_t now_ns);
+/* rt_tbuf_decide_all in steps, for a shutdown that must not overrun the exporter: with
+ * `ask_hold`, pending traces are decided oldest first only while the hold hook lets them, and it
+ * returns false with the rest still pending (call again later); once none is pending the
+ * reservoir is flushed and it returns true. Without `ask_hold` it is rt_tbuf_decide_all. */
+bool rt_tbuf_decide_pending(rt_tbuf *b, uint64_t now_ns, bool ask_hold);
 
 /* Drop every pending trace undecided, and every trace held by the reservoir, counting their
  * spans as discarded (reason shutdown); for drop_pending_traces_on_shutdown. */

@@ -6,6 +6,8 @@
 #     that backend takes, for several decision_waits, every span is kept (always_sample), and every span reaches the sink, whole
 #     and once; the sampler refused spans with 429 (export_backlog), the router passed them on
 #     to the client, which sent them again, and nothing was dropped;
+# 1b. SIGTERM while all of that load is still pending (decision_wait 60 s): the drain decides
+#     no faster than the exporter takes it, and every span still arrives;
 #  2. the same load with queue.backpressure off, straight into the sampler: kept spans are
 #     dropped (queue_full) while every request got 200 - the loss the back-pressure prevents;
 #  3. a backend that is down does not stop the intake: every request is still answered 200,
@@ -50,7 +52,7 @@ start_sink() { # start_sink NAME [ARGS]: its port in $sink_port
   pids+=("$sink_pid")
   sink_port=$(wait_port "$tmp/$name.log" http_port) || fail "sink $name did not start"
 }
-start_sampler() { # start_sampler NAME ENDPOINT BACKPRESSURE: ports in $s_port $s_admin
+start_sampler() { # start_sampler NAME ENDPOINT BACKPRESSURE [DECISION_WAIT]: ports in $s_port $s_admin
   local name=$1
   cat > "$tmp/$name.yaml" <<EOF
 workers: 2
@@ -61,7 +63,7 @@ listeners:
   grpc: {listen: ""}
 processors:
   tail_sampling:
-    decision_wait: 500ms
+    decision_wait: ${4:-500ms}
     policies:
       - {name: everything, type: always_sample}
 exporters:
@@ -142,6 +144,23 @@ jq -e '.spans_unique == .manifest.spans and .duplicates == 0 and .incomplete == 
   "$tmp/slow.json" > /dev/null ||
   fail "sink: $(jq -c '{spans_unique, manifest, duplicates, incomplete}' "$tmp/slow.json")"
 stop "$router_pid"
+
+# ---- 1b. SIGTERM with everything still pending: the drain decides no faster than it exports --
+start_sink slow3 --delay-ms 40
+slow3_pid=$sink_pid
+start_sampler s1b "127.0.0.1:$sink_port" true 60s
+load "127.0.0.1:$s_port" term "$tmp/slow3.manifest"
+pending=$(metric "$s_admin" ringtail_sampler_spans_buffered)
+sent=$(jq -r .spans_generated "$tmp/term-lg.json")
+[ "$pending" = "$sent" ] || fail "expected all $sent spans pending before SIGTERM, $pending are"
+kill -TERM "$s_pid"
+for _ in $(seq 1 300); do kill -0 "$s_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$s_pid" 2>/dev/null && fail "sampler still draining 30 s after SIGTERM"
+grep -q 'spans dropped' "$tmp/s1b.log" && fail "the drain dropped spans: $(grep -m1 'spans dropped' "$tmp/s1b.log")"
+stop "$slow3_pid"
+jq -e '.spans_unique == .manifest.spans and .incomplete == 0' "$tmp/slow3.json" > /dev/null ||
+  fail "sink after the drain: $(jq -c '{spans_unique, manifest, incomplete}' "$tmp/slow3.json")"
+echo "drain: $sent pending spans at SIGTERM, all delivered"
 
 # ---- 2. the same without back-pressure: 200 for everything, kept spans dropped -------------
 start_sink slow2 --delay-ms 40

@@ -1707,6 +1707,39 @@ static void test_hold_hook_makes_due_traces_wait(void **state)
     fx_free(f);
 }
 
+/* rt_tbuf_decide_pending with the hold hook decides oldest first only while it lets it and
+ * reports what is left; without asking, it decides everything, as rt_tbuf_decide_all. */
+static void test_decide_pending_asks_the_hold_hook(void **state)
+{
+    (void)state;
+    enum { N = 50 };
+    rt_tbuf_opts o = default_opts();
+    o.decision_wait_ns = 30 * SEC;
+    hold_ctx h = {0};
+    o.hold = hold_after_n;
+    o.hold_arg = &h;
+    fx *f = fx_new(&o, POLICIES_ALWAYS);
+    h.f = f;
+    for (uint32_t t = 1; t <= N; t++) {
+        sp s[] = {{.trace = t, .span = 1}};
+        f->now = T0 + t * MS;
+        ingest(f, s, 1);
+    }
+    h.hold_after = 20;
+    assert_false(rt_tbuf_decide_pending(f->b, T0 + SEC, true));
+    assert_int_equal(f->n_out, 20);
+    assert_int_equal(pending(f), N - 20);
+    for (size_t i = 0; i < 20; i++) {
+        size_t n;
+        assert_int_equal(check_emitted(f, i, "everything", &n), i + 1); /* oldest first */
+    }
+    assert_true(rt_tbuf_decide_pending(f->b, T0 + SEC, false));
+    assert_int_equal(f->n_out, N);
+    assert_int_equal(decisions(f, "sampled", "shutdown"), N);
+    assert_conservation(f);
+    fx_free(f);
+}
+
 /* A postponed trace is not decided by its timer before the time given, even when a later span
  * (its root) reschedules it; max_age still caps it; an unknown trace is ignored. */
 static void test_postpone_puts_the_decision_after_the_refused_spans(void **state)
@@ -1819,6 +1852,7 @@ int main(void)
         cmocka_unit_test(test_defer_hook_puts_a_due_decision_off),
         cmocka_unit_test(test_hold_hook_makes_due_traces_wait),
         cmocka_unit_test(test_postpone_puts_the_decision_after_the_refused_spans),
+        cmocka_unit_test(test_decide_pending_asks_the_hold_hook),
         cmocka_unit_test(test_ingest_if_takes_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
