@@ -17,6 +17,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libyaml-dev \
       libmurmurhash-dev libnghttp2-dev zlib1g-dev libjansson-dev libcmocka-dev \
+      libisal-dev libdeflate-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -43,7 +44,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libevent-2.1-7 libevent-core-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 \
-      libprotobuf-c1 libssl3 libyaml-0-2 libmurmurhash2 libnghttp2-14 zlib1g libjansson4 \
+      libprotobuf-c1 libssl3 libyaml-0-2 libmurmurhash2 libnghttp2-14 libisal2 libjansson4 \
       ca-certificates curl jq \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/ringtail --create-home \

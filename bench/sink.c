@@ -5,7 +5,11 @@
  *   rt-bench-sink [--http HOST:PORT]... [--grpc HOST:PORT]... [--manifest FILE] [--report FILE]
  *                 [--expect-export-attr KEY] [--policy-attr KEY] [--idle S]
  *                 [--fail-if "recall.error<1,incomplete>0,..."] [--missing FILE]
- *                 [--delay-ms MS]
+ *                 [--delay-ms MS] [--capture DIR]
+ *
+ * --capture writes the body of each request, as protobuf after gzip and JSON are undone, to
+ * DIR/NNNNNN.pb (the first 4,096 requests, at most 256 MiB): what a sampler exports, for
+ * measuring codecs on real bodies (rt-bench-gzip-choice).
  *
  * --delay-ms answers each request MS milliseconds after it arrived (its spans are counted at
  * once): a backend that is slow but healthy, for back-pressure tests.
@@ -121,6 +125,8 @@ typedef struct sink {
     double idle_s;
     uint32_t delay_ms;            /* --delay-ms: answer this long after the request arrived */
     struct delayed *delayed_head; /* answers waiting for their delay (answered at exit) */
+    const char *capture;          /* --capture DIR, or NULL */
+    size_t captured, captured_bytes;
 
     trace_rec *traces;
     size_t traces_cap, traces_n;
@@ -262,6 +268,23 @@ static void find_marks(const sink *s, const uint8_t *msg, size_t len, uint32_t f
     }
 }
 
+static void capture_body(sink *s, const uint8_t *pb, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%06zu.pb", s->capture, s->captured);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(pb, 1, len, f) != len) {
+        RT_LOG_RL(RT_LOG_ERROR, "sink: cannot write a captured body", "path=%s error=\"%s\"", path,
+                  strerror(errno));
+    } else {
+        s->captured++;
+        s->captured_bytes += len;
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+}
+
 /* An answer held back by --delay-ms. */
 typedef struct delayed {
     struct event ev;
@@ -298,6 +321,9 @@ static void handler(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t sp
     s->bytes += len;
     s->last_ns = s->last_activity_ns = now;
 
+    if (s->capture && s->captured < 4096 && s->captured_bytes + len <= (256u << 20)) {
+        capture_body(s, pb, len);
+    }
     rt_otlp_scan it;
     rt_otlp_span_view v;
     rt_otlp_scan_init(&it, pb, len);
@@ -830,7 +856,7 @@ static void usage(FILE *f)
             "usage: rt-bench-sink [--http HOST:PORT]... [--grpc HOST:PORT]... [--manifest FILE]\n"
             "         [--report FILE] [--expect-export-attr KEY] [--policy-attr KEY]\n"
             "         [--idle S] [--fail-if \"recall.error<1,incomplete>0,...\"] [--missing FILE]\n"
-            "         [--delay-ms MS]\n");
+            "         [--delay-ms MS] [--capture DIR]\n");
 }
 
 int main(int argc, char **argv)
@@ -858,6 +884,7 @@ int main(int argc, char **argv)
         O_FAIL,
         O_MISSING,
         O_DELAY,
+        O_CAPTURE,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -871,6 +898,7 @@ int main(int argc, char **argv)
         {"missing", required_argument, NULL, O_MISSING},
         {"fail-if", required_argument, NULL, O_FAIL},
         {"delay-ms", required_argument, NULL, O_DELAY},
+        {"capture", required_argument, NULL, O_CAPTURE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -912,6 +940,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "rt-bench-sink: --idle: \"%s\" is not a positive number\n", optarg);
                 return 2;
             }
+            break;
+        case O_CAPTURE:
+            s.capture = optarg;
             break;
         case O_DELAY: {
             errno = 0;

@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 PKGS=(
   build-essential cmake pkg-config git ca-certificates curl openssl procps
   libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libyaml-dev
-  libmurmurhash-dev libnghttp2-dev zlib1g-dev libjansson-dev libcmocka-dev
+  libmurmurhash-dev libnghttp2-dev libjansson-dev libcmocka-dev
+  libisal-dev    # gzip in ringtail (common/gzip.c says why ISA-L's igzip)
+  zlib1g-dev     # test_gzip checks igzip against zlib; the gzip comparison bench
+  libdeflate-dev # the gzip comparison bench (bench/gzip_choice.c) only
   jq          # the bench and integration scripts read JSON reports
   time        # bench/driver.sh measures the load generator's CPU time
   prometheus  # for promtool, which checks our /metrics output
