@@ -2,9 +2,10 @@
  *
  * Why igzip and not zlib: on bodies a sampler exports (rt-bench-gzip-choice on captured
  * batches, bench/RESULTS.md "Compression") its level 1 deflates 5.6x faster than zlib's level 1
- * for output 1.4 % smaller, and it inflates 2.6x faster; it streams both ways, so the exporter
- * keeps compressing each trace as it joins a batch and inflate keeps its output bound.
- * libdeflate compresses better (7.6x against 7.2x) at 2.4x igzip's CPU, and only whole buffers.
+ * for output 1.4 % smaller, and it inflates 2.6x faster; its streaming inflate keeps the bound
+ * on inflated bodies. libdeflate compresses better (7.6x against 7.2x) at 2.4x igzip's CPU.
+ * Feed the writer large pieces: igzip copies small ones through an internal buffer (fed a
+ * trace at a time, that copy was a fifth of a sampler's instructions).
  */
 #include "gzip.h"
 

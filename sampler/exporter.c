@@ -577,8 +577,8 @@ struct backend {
     int fd;                     /* file exporters: O_APPEND fd, owned; -1 otherwise */
     bool dead;                  /* shut down: new traces are dropped (reason shutdown) */
 
-    rt_buf cur;         /* the open batch: protobuf, or gzip as it is written when `gz` */
-    rt_gzip_writer *gz; /* owned: gzip OTLP exporters compress each trace as it is added */
+    rt_buf cur;         /* the open batch, protobuf (gzipped whole when sealed, with `gz`) */
+    rt_gzip_writer *gz; /* owned: gzip OTLP exporters compress each batch as it is sealed */
     size_t cur_raw;     /* protobuf bytes in the open batch (what max_bytes and the bound see) */
     size_t cur_spans;
     struct event *timer; /* batch.timeout after the first trace of `cur` */
@@ -736,9 +736,6 @@ static void seal(backend *be)
         return;
     }
     evtimer_del(be->timer);
-    if (be->gz != NULL) {
-        rt_gzip_writer_finish(be->gz, &be->cur);
-    }
     be->last_batch_bytes = be->cur.len;
     if (be->fd >= 0) {
         file_write_batch(be);
@@ -746,10 +743,20 @@ static void seal(backend *be)
     }
     batch *b = rt_calloc(1, sizeof *b);
     b->be = be;
-    b->body = be->cur; /* the batch takes the memory; the next batch starts a new buffer */
+    if (be->gz != NULL) {
+        /* The whole batch in one call: igzip fed trace by trace copied each piece through its
+         * own buffer (a fifth of a sampler's instructions when most is kept). The raw buffer
+         * stays for the next batch. */
+        rt_buf_reserve(&b->body, be->cur.len / 4 + 1024);
+        rt_gzip_writer_write(be->gz, be->cur.data, be->cur.len, &b->body);
+        rt_gzip_writer_finish(be->gz, &b->body);
+        rt_buf_reset(&be->cur);
+    } else {
+        b->body = be->cur; /* the batch takes the memory; the next batch starts a new buffer */
+        rt_buf_init(&be->cur);
+    }
     b->bytes = be->cur_raw;
     b->spans = be->cur_spans;
-    rt_buf_init(&be->cur);
     be->cur_raw = 0;
     be->cur_spans = 0;
     if (be->qtail != NULL) {
@@ -871,7 +878,7 @@ static void backend_shutdown(backend *be)
     if (be->cur_raw > 0) {
         drop(be, be->cur_spans, DROP_SHUTDOWN, "exporter stopped with the batch open");
         held_sub(be, be->cur_raw, be->cur_spans);
-        rt_buf_reset(&be->cur); /* a gzip member left unfinished: the backend takes no more */
+        rt_buf_reset(&be->cur);
         be->cur_raw = 0;
         be->cur_spans = 0;
     }
@@ -1078,13 +1085,13 @@ void rt_exporter_submit(rt_exporter *x, const uint8_t *req, size_t len, size_t s
         }
         if (be->cur_raw == 0) {
             /* Size a new batch like the last one and a quarter, so it is seldom grown (each
-             * growth copies the whole batch; the last one's size is after gzip when gzipped). */
+             * growth copies the whole batch). */
             size_t want = be->last_batch_bytes + be->last_batch_bytes / 4;
             if (want > be->cfg->batch.max_bytes) {
                 want = be->cfg->batch.max_bytes;
             }
-            if (be->gz == NULL && want < len) {
-                want = len; /* appended as is (gzip output grows as it is written) */
+            if (want < len) {
+                want = len;
             }
             if (be->cur.cap < want) {
                 rt_buf_reserve(&be->cur, want);
@@ -1093,11 +1100,7 @@ void rt_exporter_submit(rt_exporter *x, const uint8_t *req, size_t len, size_t s
             struct timeval tv = {(time_t)(t / 1000000000u), (suseconds_t)(t % 1000000000u / 1000)};
             evtimer_add(be->timer, &tv);
         }
-        if (be->gz != NULL) {
-            rt_gzip_writer_write(be->gz, req, len, &be->cur);
-        } else {
-            rt_buf_append(&be->cur, req, len);
-        }
+        rt_buf_append(&be->cur, req, len);
         be->cur_raw += len;
         be->cur_spans += spans;
         be->held_bytes += len;

@@ -1,5 +1,5 @@
-/* test_gzip.c - gzip of request bodies: a member written in pieces (rt_gzip_writer, as the
- * sampler's exporter compresses each kept trace as it joins a batch) inflates to exactly the
+/* test_gzip.c - gzip of request bodies: a member written in pieces (rt_gzip_writer; the
+ * sampler's exporter writes a batch in one piece, the writer takes any) inflates to exactly the
  * bytes written, whatever the pieces (none, one byte, more than the 32 KiB window, megabytes),
  * and the writer starts a clean member after each finish; whole-buffer deflate and inflate agree
  * with it; inflate's limit and its errors; and both directions interoperate with zlib (what SDKs
