@@ -181,6 +181,22 @@ static double node_count(rt_pol_node *n)
     return c;
 }
 
+/* Whether node `n` can ever be settled: a monotone leaf, or an `and` of such nodes. */
+static bool node_can_settle(rt_pol_node *n)
+{
+    if (n->kind == RT_POL_LEAF) {
+        n->monotone = n->ops->monotone != NULL && n->ops->monotone(n->cfg);
+    } else if (n->kind != RT_POL_AND) {
+        n->monotone = false; /* not, composite (a rate), drop */
+    } else {
+        n->monotone = n->n_subs > 0;
+        for (size_t i = 0; i < n->n_subs; i++) {
+            n->monotone &= node_can_settle(&n->subs[i]);
+        }
+    }
+    return n->monotone;
+}
+
 void rt_pol_set_layout(rt_policy_set *set)
 {
     set->reservoir = -1;
@@ -193,6 +209,14 @@ void rt_pol_set_layout(rt_policy_set *set)
             set->reservoir = (int)i;
         }
     }
+    /* A drop policy could still match a later span and win over any keep. */
+    set->can_settle = false;
+    bool any_drop = false;
+    for (size_t i = 0; i < set->n_top; i++) {
+        any_drop |= set->top[i].kind == RT_POL_DROP;
+        set->can_settle |= (int)i != set->reservoir && node_can_settle(&set->top[i]);
+    }
+    set->can_settle &= !any_drop;
     /* Pass 1 counts; pass 2 fills (offsets are recomputed identically). */
     for (int pass = 0; pass < 2; pass++) {
         set->state_size = 0;
@@ -447,6 +471,42 @@ out:
         *out = res;
     }
     return res.decision;
+}
+
+static bool node_settled(const rt_pol_node *n, uint8_t *state, const rt_trace_summary *sum)
+{
+    if (!n->monotone) {
+        return false;
+    }
+    if (n->kind == RT_POL_LEAF) {
+        return n->ops->decide(n->cfg, NULL, n->ops->state_size > 0 ? state + n->state_off : NULL,
+                              sum, 0) == RT_DECISION_SAMPLED;
+    }
+    for (size_t i = 0; i < n->n_subs; i++) {
+        if (!node_settled(&n->subs[i], state, sum)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool rt_policy_can_settle(const rt_policy_engine *e)
+{
+    return e->set->can_settle;
+}
+
+bool rt_policy_settled(const rt_policy_engine *e, void *state, const rt_trace_summary *sum)
+{
+    const rt_policy_set *set = e->set;
+    if (!set->can_settle) {
+        return false;
+    }
+    for (size_t i = 0; i < set->n_top; i++) {
+        if ((int)i != set->reservoir && node_settled(&set->top[i], state, sum)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void rt_policy_count_outcome(rt_policy_engine *e, int policy, rt_decision d)

@@ -112,6 +112,16 @@ typedef struct rt_policy_result {
 rt_decision rt_policy_decide(rt_policy_engine *e, void *state, const rt_trace_summary *sum,
                              uint64_t now_ns, rt_policy_result *out);
 
+/* Settled: some top-level policy samples the trace now and no span still to come can change
+ * that - a monotone leaf (policy_internal.h: status_code, latency without an upper bound,
+ * span_count without max_spans, string / boolean / numeric attribute matches not inverted and
+ * without an aggregate, trace_state, trace_flags, probabilistic, always_sample) or an `and` of
+ * such - and the set has no drop policy. rt_policy_decide will then say SAMPLED whenever it is
+ * asked, so the buffer can decide such a trace first when it must decide early. Reads the state
+ * only (no token is charged). rt_policy_can_settle: whether this set can settle any trace. */
+bool rt_policy_settled(const rt_policy_engine *e, void *state, const rt_trace_summary *sum);
+bool rt_policy_can_settle(const rt_policy_engine *e);
+
 /* Count one final outcome of top-level policy `policy` in policy_evaluations_total (used for a
  * reservoir policy, whose outcome is known only when its window ends or the trace is evicted).
  * No-op without a registry or for an index out of range. */

@@ -16,9 +16,16 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
     return RT_DECISION_SAMPLED;
 }
 
+static bool monotone(const void *cfg)
+{
+    (void)cfg;
+    return true;
+}
+
 const rt_pol_ops rt_pol_always_sample_ops = {
     .type = "always_sample",
     .fields = fields,
     .cfg_size = 0,
     .decide = decide,
+    .monotone = monotone,
 };

@@ -89,6 +89,12 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
     return rt_pol_attr_decide(st, ((const boolean_attr_cfg *)cfg)->invert_match);
 }
 
+/* "Some span matched" stays true; inverted, a later span can match and undo it. */
+static bool monotone(const void *cfg)
+{
+    return !((const boolean_attr_cfg *)cfg)->invert_match;
+}
+
 const rt_pol_ops rt_pol_boolean_attribute_ops = {
     .type = "boolean_attribute",
     .fields = fields,
@@ -98,4 +104,5 @@ const rt_pol_ops rt_pol_boolean_attribute_ops = {
     .observe = observe,
     .keys = keys,
     .decide = decide,
+    .monotone = monotone,
 };

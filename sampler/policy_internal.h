@@ -56,6 +56,13 @@ typedef struct rt_pol_ops {
     rt_decision (*decide)(const void *cfg, void *rt, const void *st, const rt_trace_summary *sum,
                           uint64_t now_ns);
 
+    /* Whether, once this configuration samples a trace, more spans of it can never undo that
+     * (an "any span matched" flag, a duration or a count that only grow, the trace id): then a
+     * trace it samples now is settled (rt_policy_settled). Must not look at the runtime (its
+     * decide is called with runtime NULL for this). NULL = never (rate limiters, inverted
+     * matches, ranges with an upper bound). */
+    bool (*monotone)(const void *cfg);
+
     /* Adjusted count of a trace this leaf samples (see adjusted_count.h): 1 / probability for a
      * baseline sampler, RT_ADJ_UNKNOWN (0) when the keep probability is unknown (rate limiters).
      * NULL = 1: a "keep-all" policy, which keeps every trace matching its condition. */
@@ -109,6 +116,8 @@ struct rt_pol_node {
      * if one is), composite = unknown. */
     double count;
 
+    bool monotone; /* node_can_settle (policy.c), when the set is built */
+
     /* Layout, assigned when the set is built (8-byte aligned). */
     size_t state_off;   /* leaf with state_size > 0 */
     size_t runtime_off; /* leaf with runtime_size > 0, or composite */
@@ -131,6 +140,7 @@ struct rt_policy_set {
     const rt_pol_node **runtimes; /* owned: every node (any depth) with runtime to initialise */
     size_t n_runtimes;
     int reservoir;    /* index in top[] of the reservoir policy, or -1 (at most one per set) */
+    bool can_settle;  /* no drop policy, and some top-level policy can settle a trace */
     rt_pol_keys keys; /* every attribute key the observers look up */
 };
 

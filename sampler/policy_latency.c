@@ -64,10 +64,17 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
                : RT_DECISION_NOT_SAMPLED;
 }
 
+/* The duration only grows with more spans; with an upper bound it can grow out of range. */
+static bool monotone(const void *cfg)
+{
+    return ((const latency_cfg *)cfg)->upper_threshold_ms == 0;
+}
+
 const rt_pol_ops rt_pol_latency_ops = {
     .type = "latency",
     .fields = fields,
     .cfg_size = sizeof(latency_cfg),
     .prepare = prepare,
     .decide = decide,
+    .monotone = monotone,
 };

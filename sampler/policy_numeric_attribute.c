@@ -207,6 +207,14 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
     return hit != c->invert_match ? RT_DECISION_SAMPLED : RT_DECISION_NOT_SAMPLED;
 }
 
+/* Without an aggregate, "some value was in range" stays true; an aggregate (a sum, a max...)
+ * can leave the range with the next value, and an inverted match can be undone. */
+static bool monotone(const void *cfg)
+{
+    const numeric_attr_cfg *c = cfg;
+    return !c->invert_match && c->aggregate == AGG_NONE;
+}
+
 const rt_pol_ops rt_pol_numeric_attribute_ops = {
     .type = "numeric_attribute",
     .fields = fields,
@@ -216,4 +224,5 @@ const rt_pol_ops rt_pol_numeric_attribute_ops = {
     .observe = observe,
     .keys = keys,
     .decide = decide,
+    .monotone = monotone,
 };

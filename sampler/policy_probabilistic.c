@@ -117,6 +117,13 @@ static double adjusted_count(const void *cfg)
     return ratio >= 1 ? 1.0 : 1.0 / ratio;
 }
 
+/* Decided by the trace id alone. */
+static bool monotone(const void *cfg)
+{
+    (void)cfg;
+    return true;
+}
+
 const rt_pol_ops rt_pol_probabilistic_ops = {
     .type = "probabilistic",
     .fields = fields,
@@ -124,4 +131,5 @@ const rt_pol_ops rt_pol_probabilistic_ops = {
     .prepare = prepare,
     .decide = decide,
     .adjusted_count = adjusted_count,
+    .monotone = monotone,
 };

@@ -108,6 +108,12 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
     return RT_DECISION_NOT_SAMPLED;
 }
 
+/* The count only grows; with max_spans it can grow out of range. */
+static bool monotone(const void *cfg)
+{
+    return ((const span_count_cfg *)cfg)->max_spans == 0;
+}
+
 const rt_pol_ops rt_pol_span_count_ops = {
     .type = "span_count",
     .fields = fields,
@@ -118,4 +124,5 @@ const rt_pol_ops rt_pol_span_count_ops = {
     .observes = observes,
     .keys = keys,
     .decide = decide,
+    .monotone = monotone,
 };

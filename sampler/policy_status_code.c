@@ -74,6 +74,13 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
     return (*(const uint8_t *)st & c->want) ? RT_DECISION_SAMPLED : RT_DECISION_NOT_SAMPLED;
 }
 
+/* The state is the set of codes seen: it only grows. */
+static bool monotone(const void *cfg)
+{
+    (void)cfg;
+    return true;
+}
+
 const rt_pol_ops rt_pol_status_code_ops = {
     .type = "status_code",
     .fields = fields,
@@ -82,4 +89,5 @@ const rt_pol_ops rt_pol_status_code_ops = {
     .state_size = 1,
     .observe = observe,
     .decide = decide,
+    .monotone = monotone,
 };

@@ -126,6 +126,12 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
     return rt_pol_attr_decide(st, ((const string_attr_cfg *)cfg)->invert_match);
 }
 
+/* "Some span matched" stays true; inverted, a later span can match and undo it. */
+static bool monotone(const void *cfg)
+{
+    return !((const string_attr_cfg *)cfg)->invert_match;
+}
+
 const rt_pol_ops rt_pol_string_attribute_ops = {
     .type = "string_attribute",
     .fields = fields,
@@ -136,4 +142,5 @@ const rt_pol_ops rt_pol_string_attribute_ops = {
     .observe = observe,
     .keys = keys,
     .decide = decide,
+    .monotone = monotone,
 };

@@ -27,6 +27,13 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
     return *(const uint8_t *)st ? RT_DECISION_SAMPLED : RT_DECISION_NOT_SAMPLED;
 }
 
+/* "Some span had the flag": it stays so. */
+static bool monotone(const void *cfg)
+{
+    (void)cfg;
+    return true;
+}
+
 const rt_pol_ops rt_pol_trace_flags_ops = {
     .type = "trace_flags",
     .fields = fields,
@@ -34,4 +41,5 @@ const rt_pol_ops rt_pol_trace_flags_ops = {
     .state_size = 1,
     .observe = observe,
     .decide = decide,
+    .monotone = monotone,
 };

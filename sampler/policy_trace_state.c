@@ -142,6 +142,13 @@ static rt_decision decide(const void *cfg, void *rt, const void *st, const rt_tr
     return *(const uint8_t *)st ? RT_DECISION_SAMPLED : RT_DECISION_NOT_SAMPLED;
 }
 
+/* "Some span matched": it stays matched. */
+static bool monotone(const void *cfg)
+{
+    (void)cfg;
+    return true;
+}
+
 const rt_pol_ops rt_pol_trace_state_ops = {
     .type = "trace_state",
     .fields = fields,
@@ -151,4 +158,5 @@ const rt_pol_ops rt_pol_trace_state_ops = {
     .state_size = 1,
     .observe = observe,
     .decide = decide,
+    .monotone = monotone,
 };

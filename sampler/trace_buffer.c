@@ -92,8 +92,10 @@ typedef struct trace {
     uint64_t root_ns;       /* arrival of the first root span (valid when sum.root_seen) */
     uint64_t wait_until_ns; /* not due by its timer before this (rt_tbuf_postpone); 0 = none */
     uint64_t cost;          /* bytes charged for this trace */
-    uint8_t cause;          /* rt_tbuf_cause of the scheduled timer */
-    uint8_t held;           /* decided, and held by the reservoir until its window ends */
+    struct trace *cls_prev, *cls_next; /* in b->cls[cls] (pending traces of a class > 0) */
+    uint8_t cls;                       /* CLS_*: how safe an early decision of it is */
+    uint8_t cause;                     /* rt_tbuf_cause of the scheduled timer */
+    uint8_t held; /* decided, and held by the reservoir until its window ends */
 } trace;
 
 /* The Resource / scope block the ingest call is currently under, interned on first use. */
@@ -110,6 +112,11 @@ typedef struct span_rec {
 } span_rec;
 
 enum { EARLY_TRACES = 0, EARLY_BYTES, EARLY_RESERVOIR_BYTES, EARLY_COUNT_ };
+/* What a pending trace is, for the order of early decisions: settled ones first (kept
+ * whatever comes: deciding them loses nothing), then complete ones (the root span arrived: the
+ * turn is over), then the rest oldest first. */
+enum { CLS_IN_PROGRESS = 0, CLS_COMPLETE, CLS_SETTLED, CLS_COUNT_ };
+static const char *const cls_names[CLS_COUNT_] = {"in_progress", "complete", "settled"};
 enum {
     DISC_NOT_SAMPLED = 0,
     DISC_DROPPED,
@@ -127,6 +134,7 @@ typedef struct tbuf_metrics {
     rt_counter *early[EARLY_COUNT_];
     rt_counter *holds;
     rt_counter *postponed;
+    rt_counter *early_by[CLS_COUNT_];
     rt_counter *late_sampled, *late_not_sampled;
     rt_counter *duplicates;
     rt_counter *discarded[DISC_COUNT_];
@@ -149,6 +157,9 @@ struct rt_tbuf {
     rt_reservoir resv;          /* bottom-k of held traces; slots 0 without a reservoir policy */
     int resv_policy;            /* its index in the engine's set, or -1 */
     trace *oldest, *newest;
+    trace *cls_head[CLS_COUNT_], *cls_tail[CLS_COUNT_]; /* FIFO per class > 0 */
+    bool can_settle;                                    /* rt_policy_can_settle(engine) */
+    bool settle_watch;                                  /* see settle_watch() */
     rt_twheel wheel;
     rt_intern res, scopes;
     rt_pool pool; /* blocks of decided traces, for the next ones (block_pool.h) */
@@ -705,6 +716,14 @@ static void metrics_init(rt_tbuf *b, rt_metrics_registry *reg)
         "(back-pressure: its queue three-quarters full for a backend that answers); traces due "
         "meanwhile wait, still buffered.",
         NULL);
+    for (int i = 0; i < CLS_COUNT_; i++) {
+        m->early_by[i] = rt_metrics_counter(
+            reg, "ringtail_sampler_early_decision_picks_total",
+            "Traces decided early, by what they were: settled (a keep-all policy matched in a way "
+            "no later span undoes: kept at once, later spans follow), complete (root span "
+            "arrived), in_progress (oldest first, when neither is left).",
+            "trace", cls_names[i], NULL);
+    }
     m->postponed = rt_metrics_counter(
         reg, "ringtail_sampler_decisions_postponed_total",
         "Pending traces whose decision was put off because some of their spans were refused with "
@@ -804,8 +823,90 @@ static trace *trace_new(rt_tbuf *b, const uint8_t *id, uint64_t now)
 }
 
 /* Take a pending trace off the pending list and its timer. */
+static void cls_remove(rt_tbuf *b, trace *t)
+{
+    if (t->cls == CLS_IN_PROGRESS) {
+        return;
+    }
+    if (t->cls_prev) {
+        t->cls_prev->cls_next = t->cls_next;
+    } else {
+        b->cls_head[t->cls] = t->cls_next;
+    }
+    if (t->cls_next) {
+        t->cls_next->cls_prev = t->cls_prev;
+    } else {
+        b->cls_tail[t->cls] = t->cls_prev;
+    }
+    t->cls_prev = t->cls_next = NULL;
+    t->cls = CLS_IN_PROGRESS;
+}
+
+/* Move a pending trace to the tail of class `c`'s list. */
+static void cls_set(rt_tbuf *b, trace *t, uint8_t c)
+{
+    if (t->cls == c) {
+        return;
+    }
+    cls_remove(b, t);
+    t->cls = c;
+    if (c == CLS_IN_PROGRESS) {
+        return;
+    }
+    t->cls_prev = b->cls_tail[c];
+    if (b->cls_tail[c]) {
+        b->cls_tail[c]->cls_next = t;
+    } else {
+        b->cls_head[c] = t;
+    }
+    b->cls_tail[c] = t;
+}
+
+/* Whether settled traces are being looked for: from over half the byte or trace bound (early
+ * decisions may come, and their order matters) until under a quarter of both. Entering it, every
+ * pending trace is looked at once, so one settled before is not missed. Looking costs a look at
+ * every monotone policy per span (~10 % of a sampler's instructions with the recommended set),
+ * which is why it is not done all the time. */
+static bool settle_watch(rt_tbuf *b)
+{
+    if (!b->can_settle) {
+        return false;
+    }
+    uint64_t by = buffered_bytes(b), n = pending_count(b);
+    if (b->settle_watch) {
+        if (by < b->o.max_bytes / 4 && n < b->o.max_traces / 4) {
+            b->settle_watch = false;
+        }
+        return b->settle_watch;
+    }
+    if (by <= b->o.max_bytes / 2 && n <= b->o.max_traces / 2) {
+        return false;
+    }
+    b->settle_watch = true;
+    for (trace *t = b->oldest; t; t = t->newer) {
+        if (t->cls != CLS_SETTLED && rt_policy_settled(b->engine, t->pstate, &t->sum)) {
+            cls_set(b, t, CLS_SETTLED);
+        }
+    }
+    return true;
+}
+
+/* After spans were added to (or re-observed for) pending trace `t`: its class. */
+static void cls_update(rt_tbuf *b, trace *t)
+{
+    if (t->held || t->cls == CLS_SETTLED) {
+        return;
+    }
+    if (settle_watch(b) && rt_policy_settled(b->engine, t->pstate, &t->sum)) {
+        cls_set(b, t, CLS_SETTLED);
+    } else if (t->sum.root_seen) {
+        cls_set(b, t, CLS_COMPLETE);
+    }
+}
+
 static void pending_unlink(rt_tbuf *b, trace *t)
 {
+    cls_remove(b, t);
     rt_twheel_cancel(&b->wheel, &t->timer);
     if (t->older) {
         t->older->newer = t->newer;
@@ -1213,13 +1314,23 @@ static void discard_too_large(rt_tbuf *b, trace *t, const uint8_t *id, uint64_t 
     }
 }
 
-static void decide_early(rt_tbuf *b, int reason, uint64_t now)
+/* The pending trace an early decision takes: the oldest settled one, else the oldest complete
+ * one, else the oldest. NULL when nothing is pending. */
+static trace *early_victim(const rt_tbuf *b)
 {
-    trace *o = b->oldest;
+    return b->cls_head[CLS_SETTLED]    ? b->cls_head[CLS_SETTLED]
+           : b->cls_head[CLS_COMPLETE] ? b->cls_head[CLS_COMPLETE]
+                                       : b->oldest;
+}
+
+static void decide_early(rt_tbuf *b, trace *o, int reason, uint64_t now)
+{
     char hex[33];
     rt_counter_inc(b->m.early[reason]);
-    RT_LOG_RL(RT_LOG_INFO, "buffer full: deciding oldest trace early",
-              "reason=%s trace_id=%s age_ms=%llu", reason == EARLY_TRACES ? "traces" : "bytes",
+    rt_counter_inc(b->m.early_by[o->cls]);
+    RT_LOG_RL(RT_LOG_INFO, "buffer full: deciding a trace early",
+              "reason=%s trace=%s trace_id=%s age_ms=%llu",
+              reason == EARLY_TRACES ? "traces" : "bytes", cls_names[o->cls],
               hex_id(o->sum.trace_id, hex),
               (unsigned long long)((now - o->sum.first_arrival_ns) / 1000000));
     decide(b, o, RT_TBUF_CAUSE_OVERFLOW, now);
@@ -1232,8 +1343,9 @@ static bool make_room(rt_tbuf *b, uint64_t need, const trace *t, uint64_t now)
 {
     while (buffered_bytes(b) + need > b->o.max_bytes) {
         if (b->oldest) {
-            bool hit = b->oldest == t;
-            decide_early(b, EARLY_BYTES, now);
+            trace *o = early_victim(b);
+            bool hit = o == t;
+            decide_early(b, o, EARLY_BYTES, now);
             if (hit) {
                 return true;
             }
@@ -1331,6 +1443,7 @@ static void trace_append(rt_tbuf *b, trace *t, const rt_otlp_span_view *v, uint6
             schedule(b, t);
         }
     }
+    cls_update(b, t);
     recharge(b, t);
     b->spans++;
 }
@@ -1396,7 +1509,7 @@ static void ingest_span(rt_tbuf *b, const rt_otlp_span_view *v, req_ctx *rc, uin
                 return;
             }
             while (b->oldest && pending_count(b) >= b->o.max_traces) {
-                decide_early(b, EARLY_TRACES, now);
+                decide_early(b, early_victim(b), EARLY_TRACES, now);
             }
             ctx_resource(b, rc, v); /* interned first: counted before making room */
             ctx_scope(b, rc, v);
@@ -1459,6 +1572,7 @@ rt_tbuf *rt_tbuf_new(const rt_tbuf_opts *opts, rt_policy_engine *engine, rt_tbuf
     b->attr_key = rt_strdup(opts->policy_attr ? opts->policy_attr : "tailsampling.policy");
     b->attr_klen = strlen(b->attr_key);
     b->engine = engine;
+    b->can_settle = rt_policy_can_settle(engine);
     b->state_size = rt_policy_state_size(engine);
     b->emit = emit;
     b->emit_arg = emit_arg;
@@ -1779,6 +1893,8 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
      * starts its window at the next ingest or tick). */
     reservoir_flush(b, 0);
     b->engine = engine;
+    b->can_settle = rt_policy_can_settle(engine);
+    b->settle_watch = false;
     reservoir_setup(b);
     size_t nsize = rt_policy_state_size(engine), osize = b->state_size;
     bool resize = nsize != osize;
@@ -1814,6 +1930,10 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
                           err);
             }
         }
+        /* Settled by the old policies means nothing now: judged again by the new ones when the
+         * watch starts again (at the next span under pressure). */
+        cls_set(b, t, CLS_IN_PROGRESS);
+        cls_set(b, t, t->sum.root_seen ? CLS_COMPLETE : CLS_IN_PROGRESS);
     }
     sync_gauges(b);
 }

@@ -15,8 +15,10 @@
  *   - decision_wait after its first span (OTel semantics), or
  *   - wait_after_root after its root span arrived (if > 0), or
  *   - max_age after its first span whatever else happens (a hard bound), or
- *   - early, oldest first, when a new trace would exceed max_traces or a new span max_bytes
- *     (never thrown away undecided), or
+ *   - early, when a new trace would exceed max_traces or a new span max_bytes (never thrown
+ *     away undecided): settled traces first (rt_policy_settled: kept whatever comes; asked
+ *     only while the buffer is over half a bound), then complete ones (root span arrived), then
+ *     the oldest, each class oldest first (early_decision_picks_total{trace}), or
  *   - at shutdown (rt_tbuf_decide_all).
  * Timers are a hashed timing wheel (tick resolution ~10 ms), so 10^6 pending traces cost
  * nothing per tick beyond the ones that are due.
@@ -75,6 +77,7 @@
  * spans_buffered, bytes_buffered, reservoir_held_traces, decisions_total{decision,cause} (cause
  * reservoir: the final outcome of a held trace; cause peer: a decision another sampler made and
  * sent here), early_decisions_total{reason=traces|bytes|reservoir_bytes},
+ * early_decision_picks_total{trace=settled|complete|in_progress},
  * late_spans_total{cached=sampled|not_sampled|none}, duplicate_spans_total, decision_holds_total,
  * decisions_postponed_total,
  * spans_discarded_total{reason=not_sampled|dropped_by_policy|late_not_sampled|duplicate|

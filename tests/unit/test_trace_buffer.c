@@ -592,6 +592,53 @@ static void test_overflow_by_traces_decides_oldest_first(void **state)
     fx_free(f);
 }
 
+/* Early decisions take what loses least first: a settled trace (an ERROR span: kept whatever
+ * comes), then a complete one (its root arrived), then the oldest still in progress; a later
+ * span of the settled trace follows it out. */
+static void test_overflow_decides_settled_then_complete_then_oldest(void **state)
+{
+    (void)state;
+    rt_tbuf_opts o = default_opts();
+    o.max_traces = 3;
+    fx *f = fx_new(&o, POLICIES_ERRORS_ONLY);
+    sp a[] = {{.trace = 1, .span = 2, .parent = 1}};              /* oldest, in progress */
+    sp b[] = {{.trace = 2, .span = 1}};                           /* complete */
+    sp c[] = {{.trace = 3, .span = 2, .parent = 1, .status = 2}}; /* settled: ERROR */
+    ingest(f, a, 1);
+    f->now += 10 * MS;
+    ingest(f, b, 1);
+    f->now += 10 * MS;
+    ingest(f, c, 1);
+    f->now += 10 * MS;
+    sp d[] = {{.trace = 4, .span = 2, .parent = 1}};
+    ingest(f, d, 1); /* takes trace 3: kept */
+    assert_int_equal(f->n_out, 1);
+    size_t n;
+    assert_int_equal(check_emitted(f, 0, "errors", &n), 3);
+    sp c2[] = {{.trace = 3, .span = 3, .parent = 1}};
+    ingest(f, c2, 1); /* follows it out */
+    assert_int_equal(f->n_out, 2);
+    assert_int_equal(check_emitted(f, 1, "errors", &n), 3);
+    sp e[] = {{.trace = 5, .span = 2, .parent = 1}};
+    ingest(f, e, 1); /* takes trace 2, the complete one, not trace 1 */
+    const char *pk = "ringtail_sampler_early_decision_picks_total";
+    assert_int_equal(ctr(f, pk, "trace", "complete", NULL, NULL), 1);
+    assert_int_equal(ctr(f, pk, "trace", "in_progress", NULL, NULL), 0);
+    sp g[] = {{.trace = 6, .span = 2, .parent = 1}};
+    ingest(f, g, 1); /* then the oldest: trace 1 */
+    uint8_t id[16];
+    static const char *const picks[] = {"settled", "complete", "in_progress"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ctr(f, pk, "trace", picks[i], NULL, NULL), 1);
+    }
+    assert_int_equal(discarded(f, "not_sampled"), 2);
+    assert_int_equal(pending(f), 3);
+    trace_id_for(2, id);
+    assert_true(rt_tbuf_knows(f->b, id)); /* in the not-sampled cache */
+    assert_conservation(f);
+    fx_free(f);
+}
+
 static void test_overflow_by_bytes_decides_oldest_first_and_loses_nothing(void **state)
 {
     (void)state;
@@ -1832,6 +1879,7 @@ int main(void)
         cmocka_unit_test(test_root_span_triggers_earlier_decision),
         cmocka_unit_test(test_max_age_caps_a_later_root_wait),
         cmocka_unit_test(test_overflow_by_traces_decides_oldest_first),
+        cmocka_unit_test(test_overflow_decides_settled_then_complete_then_oldest),
         cmocka_unit_test(test_overflow_by_bytes_decides_oldest_first_and_loses_nothing),
         cmocka_unit_test(test_late_spans_follow_cached_decision),
         cmocka_unit_test(test_duplicate_span_in_pending_trace_exported_once),
