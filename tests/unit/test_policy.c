@@ -162,8 +162,8 @@ static void encode_trace(const ttrace *t, rt_buf *req)
     }
 }
 
-/* Feed every span of `t` to a fresh per-trace state and decide at `now`. */
-static rt_policy_result run(rt_policy_engine *e, const ttrace *t, uint64_t now)
+/* Feed every span of `t` to a fresh per-trace state (returned, malloc'd) and fill `sum`. */
+static void *feed(rt_policy_engine *e, const ttrace *t, rt_trace_summary *out)
 {
     rt_buf req = RT_BUF_INIT;
     encode_trace(t, &req);
@@ -194,12 +194,31 @@ static rt_policy_result run(rt_policy_engine *e, const ttrace *t, uint64_t now)
     }
     assert_int_equal(rc, 0);
     assert_int_equal(sum.span_count, t->n);
+    rt_buf_free(&req);
+    *out = sum;
+    return st;
+}
+
+/* Feed every span of `t` to a fresh per-trace state and decide at `now`. */
+static rt_policy_result run(rt_policy_engine *e, const ttrace *t, uint64_t now)
+{
+    rt_trace_summary sum;
+    void *st = feed(e, t, &sum);
     rt_policy_result res = {(rt_decision)99, 99, -1.0, 99};
     rt_decision d = rt_policy_decide(e, st, &sum, now, &res);
     assert_int_equal(d, res.decision);
     free(st);
-    rt_buf_free(&req);
     return res;
+}
+
+/* Whether the engine calls `t` (every span of it) settled. */
+static bool settled(rt_policy_engine *e, const ttrace *t)
+{
+    rt_trace_summary sum;
+    void *st = feed(e, t, &sum);
+    bool r = rt_policy_settled(e, st, &sum);
+    free(st);
+    return r;
 }
 
 /* Decide a trace known only by its summary (span count, bytes, id). */
@@ -393,6 +412,65 @@ static void test_status_code_any_span_and_unset_without_status(void **state)
     r = run(f.e, &t, 0);
     assert_int_equal(r.policy, 2);
     assert_int_equal(evals(&f, "err", "not_sampled"), 3);
+    teardown_engine(&f);
+}
+
+/* ---- settled traces ---------------------------------------------------------------------------
+ */
+
+/* Settled only by what no later span can undo: an ERROR seen, a duration over a threshold
+ * without an upper bound, an `and` of such (with a probabilistic sub: the id does not change);
+ * not by an inverted match, a latency window, a rate limiter; nothing at all with a drop
+ * policy in the set. A settled trace is sampled when decided. */
+static void test_settled_only_when_no_later_span_can_undo_it(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_engine(
+        &f,
+        "policies:\n"
+        "  - {name: err, type: status_code, status_code: {status_codes: [ERROR]}}\n"
+        "  - {name: slow, type: latency, latency: {threshold_ms: 1000}}\n"
+        "  - {name: window, type: latency,\n"
+        "     latency: {threshold_ms: 10, upper_threshold_ms: 20}}\n"
+        "  - {name: not-a, type: string_attribute,\n"
+        "     string_attribute: {key: a, values: [x], invert_match: true}}\n"
+        "  - {name: limited, type: rate_limiting, rate_limiting: {spans_per_second: 1000}}\n"
+        "  - name: both\n"
+        "    type: and\n"
+        "    and: {and_sub_policy: [\n"
+        "      {name: two, type: span_count, span_count: {min_spans: 2}},\n"
+        "      {name: all, type: probabilistic, probabilistic: {sampling_percentage: "
+        "100}}]}\n",
+        1, false, 0);
+    assert_true(rt_policy_can_settle(f.e));
+    ttrace t = one_span(1 * SEC, 1 * SEC + 15 * MS); /* in the window; not-a samples it too */
+    assert_int_equal(run(f.e, &t, 0).decision, RT_DECISION_SAMPLED);
+    assert_false(settled(f.e, &t));
+    t.spans[0].status = 2; /* ERROR */
+    assert_true(settled(f.e, &t));
+    assert_int_equal(run(f.e, &t, 0).decision, RT_DECISION_SAMPLED);
+    t = one_span(1 * SEC, 3 * SEC); /* slow */
+    assert_true(settled(f.e, &t));
+    t = one_span(1 * SEC, 1 * SEC + 1 * MS);
+    assert_false(settled(f.e, &t));
+    t.n = 2; /* two spans: `both` */
+    t.spans[1] = t.spans[0];
+    assert_true(settled(f.e, &t));
+    teardown_engine(&f);
+
+    setup_engine(&f,
+                 "policies:\n"
+                 "  - {name: err, type: status_code, status_code: {status_codes: [ERROR]}}\n"
+                 "  - name: no-health\n"
+                 "    type: drop\n"
+                 "    drop: {drop_sub_policy: [{name: h, type: string_attribute,\n"
+                 "      string_attribute: {key: http.route, values: [/health]}}]}\n",
+                 1, false, 0);
+    assert_false(rt_policy_can_settle(f.e));
+    t = one_span(1, 2);
+    t.spans[0].status = 2;
+    assert_false(settled(f.e, &t)); /* a later /health span could still drop it */
     teardown_engine(&f);
 }
 
@@ -1416,6 +1494,7 @@ int main(void)
         cmocka_unit_test(test_latency_threshold_inclusive_in_whole_ms),
         cmocka_unit_test(test_latency_upper_bound_window_exclusive_inclusive),
         cmocka_unit_test(test_status_code_any_span_and_unset_without_status),
+        cmocka_unit_test(test_settled_only_when_no_later_span_can_undo_it),
         cmocka_unit_test(test_span_count_bounds_and_max_zero),
         cmocka_unit_test(test_probabilistic_pinned_hashes_and_thresholds),
         cmocka_unit_test(test_probabilistic_rate_over_random_ids),
