@@ -52,6 +52,13 @@ start_sink() { # start_sink NAME [ARGS]: its port in $sink_port
   pids+=("$sink_pid")
   sink_port=$(wait_port "$tmp/$name.log" http_port) || fail "sink $name did not start"
 }
+launch() { # launch BINARY NAME: runs it on $tmp/NAME.yaml; $l_pid, $l_port, $l_admin
+  "$RT_BUILD_DIR/$1" --config "$tmp/$2.yaml" 2> "$tmp/$2.log" &
+  l_pid=$!
+  pids+=("$l_pid")
+  l_port=$(wait_port "$tmp/$2.log" http_port) || fail "$2 did not start"
+  l_admin=$(wait_port "$tmp/$2.log" admin_port) || fail "$2: no admin port"
+}
 start_sampler() { # start_sampler NAME ENDPOINT BACKPRESSURE [DECISION_WAIT]: ports in $s_port $s_admin
   local name=$1
   cat > "$tmp/$name.yaml" <<EOF
@@ -75,11 +82,8 @@ exporters:
     queue: {max_bytes: 2MiB, backpressure: $3}
     retry: {initial_interval: 50ms, max_interval: 200ms, max_elapsed: 2s}
 EOF
-  "$RT_BUILD_DIR/ringtail-sampler" --config "$tmp/$name.yaml" 2> "$tmp/$name.log" &
-  s_pid=$!
-  pids+=("$s_pid")
-  s_port=$(wait_port "$tmp/$name.log" http_port) || fail "sampler $name did not start"
-  s_admin=$(wait_port "$tmp/$name.log" admin_port) || fail "sampler $name: no admin port"
+  launch ringtail-sampler "$name"
+  s_pid=$l_pid s_port=$l_port s_admin=$l_admin
 }
 stop() { # stop PID: SIGTERM, wait for the exit
   kill -TERM "$1"
@@ -118,11 +122,8 @@ listeners:
   http: {listen: "127.0.0.1:0"}
   grpc: {listen: ""}
 EOF
-"$RT_BUILD_DIR/ringtail-router" --config "$tmp/router.yaml" 2> "$tmp/router.log" &
-router_pid=$!
-pids+=("$router_pid")
-r_port=$(wait_port "$tmp/router.log" http_port) || fail "router did not start"
-r_admin=$(wait_port "$tmp/router.log" admin_port) || fail "router: no admin port"
+launch ringtail-router router
+router_pid=$l_pid r_port=$l_port r_admin=$l_admin
 
 load "127.0.0.1:$r_port" bp "$tmp/slow.manifest"
 wait_drained "$s1_admin"
