@@ -211,6 +211,8 @@ static const char *reason_phrase(int code)
         return "Method Not Allowed";
     case 413:
         return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
     case 429:
         return "Too Many Requests";
     case 431:
@@ -522,10 +524,11 @@ static void headers_done(http_conn *c)
     } else if (media_type_is(r->ctype, "application/json")) {
         r->json = true;
     } else if (r->ctype[0] == '\0') {
-        req_set_reject(r, 400, GRPC_INVALID_ARGUMENT,
+        /* 415, as the OTel Collector answers (clients key on it); the body is not read. */
+        req_set_reject(r, 415, GRPC_INVALID_ARGUMENT,
                        "missing Content-Type; use application/x-protobuf or application/json");
     } else {
-        req_set_reject(r, 400, GRPC_INVALID_ARGUMENT,
+        req_set_reject(r, 415, GRPC_INVALID_ARGUMENT,
                        "unsupported Content-Type \"%.100s\"; use application/x-protobuf or "
                        "application/json",
                        r->ctype);

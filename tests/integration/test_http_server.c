@@ -780,9 +780,10 @@ typedef struct bad_case {
     size_t len;
     bool json_answer;
     const char *needle;
+    int http_code; /* 0 = 400 */
 } bad_case;
 
-static void test_bad_bodies_get_400_with_a_status_naming_the_problem(void **state)
+static void test_bad_bodies_get_400_or_415_with_a_status_naming_the_problem(void **state)
 {
     fixture *fx = *state;
     size_t len, spans;
@@ -797,17 +798,17 @@ static void test_bad_bodies_get_400_with_a_status_naming_the_problem(void **stat
                                    "\"spanId\":\"EEE19B7EC3C1B174\",\"name\":\"x\"}]}]}]}";
     static const char notgzip[] = "this is not gzip at all";
     const bad_case cases[] = {
-        {"truncated protobuf", CT_PB, NULL, pb, len - 3, false, "protobuf:"},
-        {"garbage", CT_PB, NULL, garbage, sizeof garbage, false, "protobuf:"},
-        {"bad gzip", CT_PB, "gzip", (const uint8_t *)notgzip, strlen(notgzip), false, "gzip:"},
-        {"truncated gzip", CT_PB, "gzip", gz_bad.data, gz_bad.len, false, "gzip:"},
+        {"truncated protobuf", CT_PB, NULL, pb, len - 3, false, "protobuf:", 0},
+        {"garbage", CT_PB, NULL, garbage, sizeof garbage, false, "protobuf:", 0},
+        {"bad gzip", CT_PB, "gzip", (const uint8_t *)notgzip, strlen(notgzip), false, "gzip:", 0},
+        {"truncated gzip", CT_PB, "gzip", gz_bad.data, gz_bad.len, false, "gzip:", 0},
         {"malformed json", CT_JSON, NULL, (const uint8_t *)bad_json, strlen(bad_json), true,
-         "json:"},
+         "json:", 0},
         {"base64 trace id", CT_JSON, NULL, (const uint8_t *)b64_json, strlen(b64_json), true,
-         "traceId"},
-        {"wrong content type", "text/plain", NULL, pb, len, false, "Content-Type"},
-        {"missing content type", NULL, NULL, pb, len, false, "Content-Type"},
-        {"unknown content encoding", CT_PB, "br", pb, len, false, "Content-Encoding"},
+         "traceId", 0},
+        {"wrong content type", "text/plain", NULL, pb, len, false, "Content-Type", 415},
+        {"missing content type", NULL, NULL, pb, len, false, "Content-Type", 415},
+        {"unknown content encoding", CT_PB, "br", pb, len, false, "Content-Encoding", 0},
     };
     client cl;
     client_open(fx, &cl);
@@ -818,7 +819,10 @@ static void test_bad_bodies_get_400_with_a_status_naming_the_problem(void **stat
         int before = handler_calls(fx);
         post(&cl, bc->ctype, bc->cenc, bc->body, bc->len);
         assert_int_equal(read_response(&cl, &r), 0);
-        assert_status(&r, 400, bc->json_answer, 3, bc->needle);
+        assert_status(&r, bc->http_code ? bc->http_code : 400, bc->json_answer, 3, bc->needle);
+        if (bc->http_code == 415) {
+            assert_non_null(strstr(r.head, "415 Unsupported Media Type"));
+        }
         assert_int_equal(handler_calls(fx), before);
         /* The connection is kept and the server still takes good data. */
         assert_good_request_works(fx, &cl);
@@ -1493,8 +1497,8 @@ int main(void)
                                         setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_gzip_bodies_are_inflated_protobuf_and_json,
                                         setup_plain, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_bodies_get_400_with_a_status_naming_the_problem,
-                                        setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_bad_bodies_get_400_or_415_with_a_status_naming_the_problem, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_bodies_get_413, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_other_paths_404_other_methods_405, setup_plain,
                                         teardown),
