@@ -25,8 +25,10 @@ const rt_cfg_field rt_daemon_admin_fields[] = {
     {.key = "listen",
      .type = RT_CFG_STRING,
      .offset = 0,
-     .def = "0.0.0.0:8888",
-     .help = "host:port of the admin HTTP listener."},
+     .def = "127.0.0.1:8888",
+     .help = "host:port of the admin HTTP listener (read-only: /metrics, /healthz, /readyz, "
+             "/ring). Loopback unless set: routers checking samplers' /readyz from another "
+             "host need it on an address they reach (0.0.0.0 in a container)."},
     {0},
 };
 

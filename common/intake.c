@@ -70,8 +70,10 @@ static const rt_cfg_field http_fields[] = {
     {.key = "listen",
      .type = RT_CFG_STRING,
      .offset = 0,
-     .def = "0.0.0.0:4318",
-     .help = "host:port of the OTLP/HTTP listener (POST /v1/traces); empty = none."},
+     .def = "127.0.0.1:4318",
+     .help = "host:port of the OTLP/HTTP listener (POST /v1/traces); empty = none. Loopback "
+             "unless set, as the OTel Collector's default: say 0.0.0.0 to take traffic from "
+             "other hosts."},
     {0},
 };
 
@@ -79,8 +81,8 @@ static const rt_cfg_field grpc_fields[] = {
     {.key = "listen",
      .type = RT_CFG_STRING,
      .offset = 0,
-     .def = "0.0.0.0:4317",
-     .help = "host:port of the OTLP/gRPC listener; empty = none."},
+     .def = "127.0.0.1:4317",
+     .help = "host:port of the OTLP/gRPC listener; empty = none. Loopback unless set."},
     {0},
 };
 

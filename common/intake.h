@@ -50,8 +50,8 @@ typedef struct rt_tls_client_cfg {
 } rt_tls_client_cfg;
 extern const rt_cfg_field rt_tls_client_fields[];
 
-/* Sub-table for a section holding an rt_intake_cfg: http.listen (default 0.0.0.0:4318),
- * grpc.listen (0.0.0.0:4317), tls.{cert,key,client_ca}, max_body (64MiB), idle_timeout (2m). */
+/* Sub-table for a section holding an rt_intake_cfg: http.listen (default 127.0.0.1:4318),
+ * grpc.listen (127.0.0.1:4317), tls.{cert,key,client_ca}, max_body (64MiB), idle_timeout (2m). */
 extern const rt_cfg_field rt_intake_fields[];
 
 /* Build the SSL_CTX for client connections from `cfg` (NULL when !cfg->enabled). `alpn_h2`

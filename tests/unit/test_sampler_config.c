@@ -112,8 +112,10 @@ static void test_defaults_keep_everything(void **state)
     assert_string_equal(rt_policy_set_type(ts->policies, 0), "always_sample");
     assert_int_equal(ts->decision_wait_ns, 30000000000ull);
     assert_int_equal(ts->num_traces, 50000);
-    assert_string_equal(cfg.listeners.http.listen, "0.0.0.0:4318");
-    assert_string_equal(cfg.listeners.grpc.listen, "0.0.0.0:4317");
+    /* Loopback unless a config says otherwise (issue: hardening, safe defaults). */
+    assert_string_equal(cfg.listeners.http.listen, "127.0.0.1:4318");
+    assert_string_equal(cfg.listeners.grpc.listen, "127.0.0.1:4317");
+    assert_string_equal(cfg.daemon.admin.listen, "127.0.0.1:8888");
     rt_cfg_free_struct(rt_sampler_fields, &cfg);
 }
 
