@@ -45,8 +45,8 @@ static bool zlib_header(const uint8_t *p, size_t len)
 int rt_gzip_inflate(const uint8_t *in, size_t len, size_t max_out, rt_buf *out, char *err,
                     size_t errlen)
 {
-    if (len == 0) {
-        snprintf(err, errlen, "gzip: empty body");
+    if (len == 0 || len > UINT32_MAX) {
+        snprintf(err, errlen, "gzip: %s", len == 0 ? "empty body" : "body over 4 GiB");
         return -1;
     }
     struct inflate_state *st = rt_malloc(sizeof *st);
@@ -64,8 +64,7 @@ int rt_gzip_inflate(const uint8_t *in, size_t len, size_t max_out, rt_buf *out, 
             break;
         }
         st->next_in = (uint8_t *)in;
-        st->avail_in = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
-        size_t fed = st->avail_in;
+        st->avail_in = (uint32_t)len;
         for (;;) {
             size_t chunk = 64 * 1024;
             rt_buf_reserve(out, chunk);
@@ -93,20 +92,12 @@ int rt_gzip_inflate(const uint8_t *in, size_t len, size_t max_out, rt_buf *out, 
                 break;
             }
             if (st->avail_in == 0 && st->avail_out > 0) {
-                if (fed < len) { /* more than 4 GiB of input: feed the next part */
-                    in += fed;
-                    len -= fed;
-                    st->next_in = (uint8_t *)in;
-                    st->avail_in = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
-                    fed = st->avail_in;
-                    continue;
-                }
                 snprintf(err, errlen, "gzip: truncated stream");
                 result = -1;
                 goto done;
             }
         }
-        size_t used = fed - st->avail_in;
+        size_t used = len - st->avail_in;
         in += used;
         len -= used;
     }

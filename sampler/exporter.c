@@ -1148,12 +1148,11 @@ rt_export_pressure rt_exporter_pressure(rt_exporter *x)
             }
         }
         if (failing) {
-            continue;
+            continue; /* every backend is looked at, so each flip is logged when it comes */
         }
         if (be->held_bytes >= be->limit - be->limit / 4) {
-            return RT_EXPORT_PRESSURE_HOLD;
-        }
-        if (be->held_bytes >= be->limit / 2) {
+            p = RT_EXPORT_PRESSURE_HOLD;
+        } else if (be->held_bytes >= be->limit / 2 && p == RT_EXPORT_PRESSURE_NONE) {
             p = RT_EXPORT_PRESSURE_THROTTLE;
         }
     }

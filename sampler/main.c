@@ -83,7 +83,8 @@ typedef struct shard {
     /* splitting a request by shard (this worker's scratch, reused), one of each per shard */
     part_out *local;          /* spans to buffer in that shard */
     part_out *route;          /* spans another sampler owns, for that shard's relay */
-    rt_buf *foreign;          /* 16-byte ids of forwarded traces this sampler does not own */
+    rt_buf *foreign;          /* 16-byte ids of forwarded traces this sampler does not own
+                               * (and, in refuse_throttled, of the traces a refusal touches) */
     rt_peer_env_writer *penv; /* a peer envelope's trace states and decisions for that shard */
     bool *penv_used;
     _Atomic bool full;              /* block_on_overflow pressure, read by every worker */
@@ -91,8 +92,8 @@ typedef struct shard {
                                      * worker (refreshed after ingest and at each tick) */
     _Atomic bool idle;              /* nothing queued or in flight to peers (read by main) */
     struct event *drain_step;       /* shutdown: decides what is pending as the exporter allows */
-    uint64_t drain_started_ns;      /* when this shard began to drain */
     uint64_t drain_decide_until_ns; /* after this, what is still pending is decided at once */
+    uint64_t drain_flush_by_ns;     /* the exporter's drain deadline */
 } shard;
 
 struct sampler {
@@ -465,21 +466,17 @@ static void on_request(rt_otlp_call *call, const uint8_t *pb, size_t len, size_t
      * answers (its queue half full), or, with block_on_overflow, a full buffer. Spans go to
      * every worker's shard, so any worker's pressure refuses the request. */
     shard_pressure(me);
+    bool block = rt_sampler_ts(s->cfg)->block_on_overflow;
     bool buffer_full = false, backlog = false;
     for (unsigned i = 0; i < s->n; i++) {
         backlog |= atomic_load_explicit(&s->shards[i].export_pressure, memory_order_relaxed) !=
                    RT_EXPORT_PRESSURE_NONE;
-        buffer_full |= rt_sampler_ts(s->cfg)->block_on_overflow &&
-                       atomic_load_explicit(&s->shards[i].full, memory_order_relaxed);
+        buffer_full |= block && atomic_load_explicit(&s->shards[i].full, memory_order_relaxed);
     }
-    if (backlog &&
-        refuse_throttled(me, call, pb, len, s->backlog_spans,
-                         "the exporter is behind its backend (export queue half full)")) {
-        return;
-    }
-    if (!backlog && buffer_full &&
-        refuse_throttled(me, call, pb, len, s->throttled_spans,
-                         "trace buffer full (block_on_overflow)")) {
+    if ((backlog || buffer_full) &&
+        refuse_throttled(me, call, pb, len, backlog ? s->backlog_spans : s->throttled_spans,
+                         backlog ? "the exporter is behind its backend (export queue half full)"
+                                 : "trace buffer full (block_on_overflow)")) {
         return;
     }
     const rt_peer_view *v = me->view;
@@ -952,7 +949,6 @@ static void shard_drained(void *arg)
 static void drain_decide_step(evutil_socket_t fd, short what, void *arg)
 {
     shard *sh = arg;
-    sampler *s = sh->s;
     uint64_t now = rt_clock_mono_ns();
     bool patient = now < sh->drain_decide_until_ns;
     if (!rt_tbuf_decide_pending(sh->tbuf, now, patient)) {
@@ -960,8 +956,7 @@ static void drain_decide_step(evutil_socket_t fd, short what, void *arg)
         evtimer_add(sh->drain_step, &tv);
         return;
     }
-    rt_exporter_drain(sh->exporter, sh->drain_started_ns + s->cfg->shutdown_timeout_ns,
-                      shard_drained, sh);
+    rt_exporter_drain(sh->exporter, sh->drain_flush_by_ns, shard_drained, sh);
 }
 
 static void shard_drain(rt_worker *w, void *arg)
@@ -969,11 +964,11 @@ static void shard_drain(rt_worker *w, void *arg)
     sampler *s = &g_sampler;
     shard *sh = &s->shards[rt_worker_index(w)];
     uint64_t now = rt_clock_mono_ns();
-    sh->drain_started_ns = now;
     sh->drain_decide_until_ns = now + s->cfg->shutdown_timeout_ns / 2;
+    sh->drain_flush_by_ns = now + s->cfg->shutdown_timeout_ns;
     if (rt_sampler_ts(s->cfg)->drop_pending_traces_on_shutdown) {
         rt_tbuf_discard_all(sh->tbuf);
-        rt_exporter_drain(sh->exporter, now + s->cfg->shutdown_timeout_ns, shard_drained, sh);
+        rt_exporter_drain(sh->exporter, sh->drain_flush_by_ns, shard_drained, sh);
         return;
     }
     if (sh->drain_step == NULL) {

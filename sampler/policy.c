@@ -181,8 +181,9 @@ static double node_count(rt_pol_node *n)
     return c;
 }
 
-/* Whether node `n` can ever be settled: a monotone leaf, or an `and` of such nodes. */
-static bool node_can_settle(rt_pol_node *n)
+/* Set n->monotone (recursively) and return it: whether `n` can ever settle a trace - a monotone
+ * leaf, or an `and` of such nodes. */
+static bool mark_monotone(rt_pol_node *n)
 {
     if (n->kind == RT_POL_LEAF) {
         n->monotone = n->ops->monotone != NULL && n->ops->monotone(n->cfg);
@@ -191,7 +192,7 @@ static bool node_can_settle(rt_pol_node *n)
     } else {
         n->monotone = n->n_subs > 0;
         for (size_t i = 0; i < n->n_subs; i++) {
-            n->monotone &= node_can_settle(&n->subs[i]);
+            n->monotone &= mark_monotone(&n->subs[i]);
         }
     }
     return n->monotone;
@@ -209,12 +210,13 @@ void rt_pol_set_layout(rt_policy_set *set)
             set->reservoir = (int)i;
         }
     }
-    /* A drop policy could still match a later span and win over any keep. */
+    /* A drop policy could still match a later span and win over any keep. (The reservoir's
+     * leaf is not monotone.) */
     set->can_settle = false;
     bool any_drop = false;
     for (size_t i = 0; i < set->n_top; i++) {
         any_drop |= set->top[i].kind == RT_POL_DROP;
-        set->can_settle |= (int)i != set->reservoir && node_can_settle(&set->top[i]);
+        set->can_settle |= mark_monotone(&set->top[i]);
     }
     set->can_settle &= !any_drop;
     /* Pass 1 counts; pass 2 fills (offsets are recomputed identically). */
@@ -502,7 +504,7 @@ bool rt_policy_settled(const rt_policy_engine *e, void *state, const rt_trace_su
         return false;
     }
     for (size_t i = 0; i < set->n_top; i++) {
-        if ((int)i != set->reservoir && node_settled(&set->top[i], state, sum)) {
+        if (node_settled(&set->top[i], state, sum)) {
             return true;
         }
     }

@@ -822,7 +822,7 @@ static trace *trace_new(rt_tbuf *b, const uint8_t *id, uint64_t now)
     return t;
 }
 
-/* Take a pending trace off the pending list and its timer. */
+/* Take a trace off its class's list (it is in progress afterwards). */
 static void cls_remove(rt_tbuf *b, trace *t)
 {
     if (t->cls == CLS_IN_PROGRESS) {
@@ -904,6 +904,7 @@ static void cls_update(rt_tbuf *b, trace *t)
     }
 }
 
+/* Take a pending trace off the pending list, its class's list and its timer. */
 static void pending_unlink(rt_tbuf *b, trace *t)
 {
     cls_remove(b, t);
@@ -1932,8 +1933,10 @@ void rt_tbuf_set_engine(rt_tbuf *b, rt_policy_engine *engine)
         }
         /* Settled by the old policies means nothing now: judged again by the new ones when the
          * watch starts again (at the next span under pressure). */
-        cls_set(b, t, CLS_IN_PROGRESS);
-        cls_set(b, t, t->sum.root_seen ? CLS_COMPLETE : CLS_IN_PROGRESS);
+        cls_remove(b, t);
+        if (t->sum.root_seen) {
+            cls_set(b, t, CLS_COMPLETE);
+        }
     }
     sync_gauges(b);
 }
